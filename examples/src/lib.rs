@@ -1,0 +1,1 @@
+//! Runnable examples of redisq live in `examples/`; see `examples/README.md`.

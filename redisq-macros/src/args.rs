@@ -1,0 +1,196 @@
+//! Parsing of the attribute's arguments: `#[fifo(queue = "...", name = "...", workers = N)]`.
+//!
+//! [`FifoArgs`] is parsed key by key, so a new key is one more `custom_keyword!`,
+//! one more field and one more branch in the loop. Every error is spanned at the
+//! offending tokens; validation that needs the whole list (a missing `queue`)
+//! happens after the loop.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream};
+use syn::{Error, LitInt, LitStr, Token};
+
+/// The keys the attribute accepts.
+mod kw {
+    syn::custom_keyword!(queue);
+    syn::custom_keyword!(name);
+    syn::custom_keyword!(workers);
+}
+
+/// The parsed and validated arguments of one `#[fifo(...)]` attribute.
+pub(crate) struct FifoArgs {
+    /// `queue = "..."`: the queue the task is sent to; required, never empty.
+    pub(crate) queue: LitStr,
+    /// `name = "..."`: the task's stable wire name; never empty when given.
+    /// Defaults to the function's module path and name.
+    pub(crate) name: Option<LitStr>,
+    /// `workers = N`: how many worker threads run the task; at least 1 when
+    /// given (the runtime's default is 1). Stored without a suffix, so it can be
+    /// emitted where a `usize` is expected.
+    pub(crate) workers: Option<LitInt>,
+}
+
+impl Parse for FifoArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // Kept for the span of a "missing `queue`" error.
+        let all: TokenStream = input.cursor().token_stream();
+
+        let mut queue: Option<LitStr> = None;
+        let mut name: Option<LitStr> = None;
+        let mut workers: Option<LitInt> = None;
+
+        while !input.is_empty() {
+            let lookahead = input.lookahead1();
+            if lookahead.peek(kw::queue) {
+                let key: kw::queue = input.parse()?;
+                let value = parse_non_empty_str(input, "queue name must not be empty")?;
+                set_once(&mut queue, key, "queue", value)?;
+            } else if lookahead.peek(kw::name) {
+                let key: kw::name = input.parse()?;
+                let value = parse_non_empty_str(input, "task name must not be empty")?;
+                set_once(&mut name, key, "name", value)?;
+            } else if lookahead.peek(kw::workers) {
+                let key: kw::workers = input.parse()?;
+                let value = parse_workers(input)?;
+                set_once(&mut workers, key, "workers", value)?;
+            } else {
+                return Err(lookahead.error());
+            }
+
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+
+        let Some(queue) = queue else {
+            let message = "missing `queue` argument: write #[fifo(queue = \"name\")]";
+            return Err(if all.is_empty() {
+                Error::new(Span::call_site(), message)
+            } else {
+                Error::new_spanned(all, message)
+            });
+        };
+
+        Ok(FifoArgs {
+            queue,
+            name,
+            workers,
+        })
+    }
+}
+
+/// Stores `value` in `slot`, or fails at `key` if the key was already given.
+fn set_once<K: quote::ToTokens, T>(
+    slot: &mut Option<T>,
+    key: K,
+    key_name: &str,
+    value: T,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(Error::new_spanned(
+            key,
+            format!("expected only a single `{key_name}` argument"),
+        ));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// Parses `= "..."` and rejects an empty string with `empty_message`.
+fn parse_non_empty_str(input: ParseStream<'_>, empty_message: &str) -> syn::Result<LitStr> {
+    input.parse::<Token![=]>()?;
+    let lit: LitStr = input.parse()?;
+    if lit.value().is_empty() {
+        return Err(Error::new_spanned(lit, empty_message));
+    }
+    Ok(lit)
+}
+
+/// Parses `= N` where `N` is an integer literal of at least 1 that fits a `usize`.
+fn parse_workers(input: ParseStream<'_>) -> syn::Result<LitInt> {
+    input.parse::<Token![=]>()?;
+    let lit: LitInt = input.parse()?;
+    let value: usize = lit.base10_parse()?;
+    if value == 0 {
+        return Err(Error::new_spanned(lit, "`workers` must be at least 1"));
+    }
+    // Drop any suffix (`2u8`): the generated code passes a `usize`.
+    Ok(LitInt::new(&value.to_string(), lit.span()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FifoArgs;
+    use quote::quote;
+
+    fn parse(tokens: proc_macro2::TokenStream) -> Result<FifoArgs, String> {
+        syn::parse2::<FifoArgs>(tokens).map_err(|e| e.to_string())
+    }
+
+    fn err(tokens: proc_macro2::TokenStream) -> String {
+        match parse(tokens) {
+            Ok(_) => String::from("<parsed>"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn all_keys() -> Result<(), String> {
+        let args = parse(quote!(queue = "emails", name = "mail::send", workers = 2,))?;
+        assert_eq!(args.queue.value(), "emails");
+        assert_eq!(args.name.map(|n| n.value()).as_deref(), Some("mail::send"));
+        assert_eq!(args.workers.map(|w| w.to_string()).as_deref(), Some("2"));
+        Ok(())
+    }
+
+    #[test]
+    fn defaults() -> Result<(), String> {
+        let args = parse(quote!(queue = "q"))?;
+        assert!(args.name.is_none());
+        assert!(args.workers.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn workers_suffix_is_dropped() -> Result<(), String> {
+        let args = parse(quote!(queue = "q", workers = 3u8))?;
+        assert_eq!(args.workers.map(|w| w.to_string()).as_deref(), Some("3"));
+        Ok(())
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            err(quote!()),
+            "missing `queue` argument: write #[fifo(queue = \"name\")]"
+        );
+        assert_eq!(
+            err(quote!(workers = 2)),
+            "missing `queue` argument: write #[fifo(queue = \"name\")]"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", retries = 3)),
+            "expected one of: `queue`, `name`, `workers`"
+        );
+        assert_eq!(
+            err(quote!(queue = "a", queue = "b")),
+            "expected only a single `queue` argument"
+        );
+        assert_eq!(err(quote!(queue = "")), "queue name must not be empty");
+        assert_eq!(
+            err(quote!(queue = "q", name = "")),
+            "task name must not be empty"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", workers = 0)),
+            "`workers` must be at least 1"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", workers = "2")),
+            "expected integer literal"
+        );
+        assert_eq!(err(quote!(queue = emails)), "expected string literal");
+        assert_eq!(err(quote!(queue "q")), "expected `=`");
+        assert_eq!(err(quote!(queue = "q" name = "n")), "expected `,`");
+    }
+}

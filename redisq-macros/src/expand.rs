@@ -1,0 +1,674 @@
+//! Code generation: checks the function's signature and turns it into a task.
+//!
+//! For `fn send_email(to: String) -> R { BODY }` this emits
+//!
+//! - `fn __redisq_run_send_email(to: String) -> R { BODY }`, private and hidden,
+//!   with the original attributes, parameters and body, so the body keeps its scope;
+//! - `fn send_email(to: String) -> ::redisq::Result<::redisq::TaskId>`, with the
+//!   original visibility and docs, which enqueues the call on the global backend;
+//! - `mod send_email`, with the original visibility, holding `NAME`, `QUEUE`, the
+//!   hidden `DEF` registered through `inventory`, `run` (the body, inline) and
+//!   `enqueue` (on an explicit backend).
+//!
+//! When the attribute or the signature is wrong, the errors are emitted next to
+//! the unchanged function, so the user sees them and nothing that follows from them.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
+use syn::{
+    Attribute, Error, FnArg, GenericParam, Ident, Item, ItemFn, Pat, ReturnType, Signature, Type,
+    Visibility,
+};
+
+use crate::args::FifoArgs;
+
+/// Prefix of every name that generated code declares, reserved for it.
+const RESERVED_PREFIX: &str = "__redisq_";
+
+/// Expands `#[fifo(args)] item`. Never fails: errors become `compile_error!`.
+pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let error = not_a_function(&item);
+            return quote!(#error #item);
+        }
+    };
+
+    let args = syn::parse2::<FifoArgs>(args);
+    let params = check_signature(&func.sig);
+    match (args, params) {
+        (Ok(args), Ok(params)) => expand(&args, &func, &params),
+        (args, params) => {
+            let mut errors: Option<Error> = None;
+            for error in [args.err(), params.err()].into_iter().flatten() {
+                match &mut errors {
+                    Some(all) => all.combine(error),
+                    None => errors = Some(error),
+                }
+            }
+            let errors = errors.map(|e| e.to_compile_error());
+            quote!(#errors #item)
+        }
+    }
+}
+
+/// The error for an attribute on something that is not a free function, spanned
+/// at the item's keyword and name when it parses as an item.
+fn not_a_function(item: &TokenStream) -> TokenStream {
+    const MESSAGE: &str = "#[fifo] can only be applied to a free function";
+    let head = match syn::parse2::<Item>(item.clone()) {
+        Ok(item) => item_head(&item),
+        Err(_) => item.clone(),
+    };
+    let error = if head.is_empty() {
+        Error::new(Span::call_site(), MESSAGE)
+    } else {
+        Error::new_spanned(head, MESSAGE)
+    };
+    error.to_compile_error()
+}
+
+/// The keyword and name of an item, for spanning an error at them.
+fn item_head(item: &Item) -> TokenStream {
+    match item {
+        Item::Struct(i) => {
+            let (kw, ident) = (&i.struct_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Enum(i) => {
+            let (kw, ident) = (&i.enum_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Union(i) => {
+            let (kw, ident) = (&i.union_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Trait(i) => {
+            let (kw, ident) = (&i.trait_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::TraitAlias(i) => {
+            let (kw, ident) = (&i.trait_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Impl(i) => {
+            let (kw, ty) = (&i.impl_token, &i.self_ty);
+            quote!(#kw #ty)
+        }
+        Item::Mod(i) => {
+            let (kw, ident) = (&i.mod_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Const(i) => {
+            let (kw, ident) = (&i.const_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Static(i) => {
+            let (kw, ident) = (&i.static_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Type(i) => {
+            let (kw, ident) = (&i.type_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::Use(i) => i.use_token.to_token_stream(),
+        Item::ExternCrate(i) => {
+            let (kw, ident) = (&i.crate_token, &i.ident);
+            quote!(#kw #ident)
+        }
+        Item::ForeignMod(i) => i.abi.to_token_stream(),
+        Item::Macro(i) => i.mac.path.to_token_stream(),
+        other => other.to_token_stream(),
+    }
+}
+
+/// One parameter of a task: its identifier and its type.
+struct Param<'a> {
+    /// The identifier, without `mut`.
+    ident: &'a Ident,
+    /// The type as written.
+    ty: &'a Type,
+}
+
+/// Checks everything a task's signature must satisfy, and returns its parameters.
+/// All problems are reported, each at its own tokens.
+fn check_signature(sig: &Signature) -> syn::Result<Vec<Param<'_>>> {
+    let mut errors = Errors::default();
+
+    if let Some(token) = &sig.constness {
+        errors.push(token, "#[fifo] functions cannot be `const`");
+    }
+    if let Some(token) = &sig.asyncness {
+        errors.push(token, "async functions are not supported yet by #[fifo]");
+    }
+    if let Some(token) = &sig.unsafety {
+        errors.push(
+            token,
+            "#[fifo] functions cannot be `unsafe`: a worker cannot uphold their safety contract",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(abi, "#[fifo] functions cannot have an `extern` ABI");
+    }
+    if !sig.generics.params.is_empty() {
+        let only_lifetimes = sig
+            .generics
+            .params
+            .iter()
+            .all(|p| matches!(p, GenericParam::Lifetime(_)));
+        let message = if only_lifetimes {
+            "#[fifo] functions cannot have lifetime parameters: task arguments must be owned types"
+        } else {
+            "#[fifo] functions cannot be generic: a worker must know the concrete argument types"
+        };
+        let (lt, params, gt) = (
+            &sig.generics.lt_token,
+            &sig.generics.params,
+            &sig.generics.gt_token,
+        );
+        errors.push(quote!(#lt #params #gt), message);
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.push(
+            where_clause,
+            "#[fifo] functions cannot have a `where` clause",
+        );
+    }
+
+    let mut params = Vec::with_capacity(sig.inputs.len());
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                errors.push(receiver, "#[fifo] functions cannot take `self`");
+            }
+            FnArg::Typed(typed) => {
+                let ident = match &*typed.pat {
+                    Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                        if pat.ident.unraw().to_string().starts_with(RESERVED_PREFIX) {
+                            errors.push(
+                                &pat.ident,
+                                "names starting with `__redisq_` are reserved for the code \
+                                 generated by #[fifo]",
+                            );
+                        }
+                        Some(&pat.ident)
+                    }
+                    Pat::Wild(wild) => {
+                        errors.push(
+                            wild,
+                            "task arguments must be named, as their names are the task's \
+                             parameter names: write e.g. `_unused: T` instead of `_: T`",
+                        );
+                        None
+                    }
+                    other => {
+                        errors.push(
+                            other,
+                            "task arguments must be plain identifiers like `to: String`, \
+                             as their names are the task's parameter names",
+                        );
+                        None
+                    }
+                };
+                let mut finder = BadTypeFinder::default();
+                finder.visit_type(&typed.ty);
+                for reference in finder.references {
+                    errors.push(
+                        reference,
+                        "task arguments must be owned types: the call is serialized and \
+                         run later, so take e.g. `String` instead of `&str`",
+                    );
+                }
+                for impl_trait in finder.impl_traits {
+                    errors.push(
+                        impl_trait,
+                        "`impl Trait` is not supported in task arguments: a worker must \
+                         know the concrete type to deserialize",
+                    );
+                }
+                if let Some(ident) = ident {
+                    params.push(Param {
+                        ident,
+                        ty: &typed.ty,
+                    });
+                }
+            }
+        }
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(variadic, "#[fifo] functions cannot be variadic");
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        let mut finder = BadTypeFinder::default();
+        finder.visit_type(ty);
+        for impl_trait in finder.impl_traits {
+            errors.push(
+                impl_trait,
+                "`impl Trait` is not supported in the return type of a #[fifo] function: \
+                 name the concrete type",
+            );
+        }
+    }
+
+    errors.finish().map(|()| params)
+}
+
+/// Accumulates errors so that all of them are reported at once.
+#[derive(Default)]
+struct Errors(Option<Error>);
+
+impl Errors {
+    /// Adds an error spanned at `tokens`.
+    fn push<T: ToTokens>(&mut self, tokens: T, message: &str) {
+        let error = Error::new_spanned(tokens, message);
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// `Err` with every error pushed, or `Ok` if there was none.
+    fn finish(self) -> syn::Result<()> {
+        match self.0 {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Finds references and `impl Trait` in a type, outside of function pointer and
+/// trait object types (where a reference is fine and the type is not data anyway).
+#[derive(Default)]
+struct BadTypeFinder<'a> {
+    /// `&T` and `&mut T`.
+    references: Vec<&'a syn::TypeReference>,
+    /// `impl Trait`.
+    impl_traits: Vec<&'a syn::TypeImplTrait>,
+}
+
+impl<'a> Visit<'a> for BadTypeFinder<'a> {
+    fn visit_type_reference(&mut self, node: &'a syn::TypeReference) {
+        self.references.push(node);
+    }
+
+    fn visit_type_impl_trait(&mut self, node: &'a syn::TypeImplTrait) {
+        self.impl_traits.push(node);
+    }
+
+    fn visit_type_bare_fn(&mut self, _: &'a syn::TypeBareFn) {}
+
+    fn visit_type_trait_object(&mut self, _: &'a syn::TypeTraitObject) {}
+}
+
+/// Rewrites a type written in the function's module so that it means the same
+/// inside the generated child module: `self::X` becomes `super::X` and
+/// `super::X` becomes `super::super::X`. Other paths resolve the same there,
+/// through `use super::*`.
+struct ReparentPaths;
+
+impl VisitMut for ReparentPaths {
+    fn visit_path_mut(&mut self, path: &mut syn::Path) {
+        if path.leading_colon.is_none() {
+            if let Some(first) = path.segments.first_mut() {
+                if first.ident == "self" {
+                    first.ident = Ident::new("super", first.ident.span());
+                } else if first.ident == "super" {
+                    let span = first.ident.span();
+                    path.segments
+                        .insert(0, syn::PathSegment::from(Ident::new("super", span)));
+                }
+            }
+        }
+        syn::visit_mut::visit_path_mut(self, path);
+    }
+
+    fn visit_visibility_mut(&mut self, _: &mut Visibility) {}
+}
+
+/// [`ReparentPaths`] on a copy of `ty`.
+fn reparent(ty: &Type) -> Type {
+    let mut ty = ty.clone();
+    ReparentPaths.visit_type_mut(&mut ty);
+    ty
+}
+
+/// How the value returned by the task's body becomes its outcome.
+enum Output {
+    /// No return type, or `()`.
+    Unit,
+    /// A type path whose last segment is `Result`: `Ok` is the value, `Err` a failure.
+    Result,
+    /// Anything else: the value, serialized.
+    Value,
+}
+
+/// Classifies a return type, looking through parentheses.
+fn classify_output(output: &ReturnType) -> Output {
+    let ReturnType::Type(_, ty) = output else {
+        return Output::Unit;
+    };
+    let mut ty: &Type = ty;
+    loop {
+        match ty {
+            Type::Paren(inner) => ty = &inner.elem,
+            Type::Group(inner) => ty = &inner.elem,
+            Type::Tuple(tuple) if tuple.elems.is_empty() => return Output::Unit,
+            Type::Path(path)
+                if path.qself.is_none()
+                    && path
+                        .path
+                        .segments
+                        .last()
+                        .is_some_and(|segment| segment.ident == "Result") =>
+            {
+                return Output::Result;
+            }
+            _ => return Output::Value,
+        }
+    }
+}
+
+/// Whether `attr` is documentation (`///`, `//!` or `#[doc = ...]`/`#[doc(...)]`).
+fn is_doc(attr: &Attribute) -> bool {
+    attr.path().is_ident("doc")
+}
+
+/// Whether `attr` must also apply to the generated enqueuing function and module:
+/// `cfg` (so they exist exactly when the body does) and `allow` (so a lint the
+/// user silenced on the function stays silenced on what replaces it).
+fn is_shared(attr: &Attribute) -> bool {
+    attr.path().is_ident("cfg") || attr.path().is_ident("allow")
+}
+
+/// The generated code for a valid attribute on a valid function.
+fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let ident = &sig.ident;
+    let run_ident = format_ident!("{}run_{}", RESERVED_PREFIX, ident.unraw());
+    let queue = &args.queue;
+
+    let docs = attrs.iter().filter(|a| is_doc(a));
+    let other_attrs = attrs.iter().filter(|a| !is_doc(a));
+    let shared_attrs: Vec<&Attribute> = attrs.iter().filter(|a| is_shared(a)).collect();
+
+    // The hidden function: the original signature (parameters with their `mut`,
+    // return type) and body under a reserved name.
+    let mut run_sig = sig.clone();
+    run_sig.ident = run_ident.clone();
+    // The lints allowed are those the user cannot act on: owned arguments and no
+    // `const` are required by #[fifo]; the enqueuing function and `enqueue` take
+    // the same arguments (plus a backend).
+    let hidden = quote! {
+        #(#other_attrs)*
+        #[doc(hidden)]
+        #[allow(
+            non_snake_case,
+            clippy::too_many_arguments,
+            clippy::needless_pass_by_value,
+            clippy::missing_const_for_fn
+        )]
+        #run_sig #block
+    };
+
+    // Parameter lists: in the function's module, and inside the generated module.
+    let idents: Vec<&Ident> = params.iter().map(|p| p.ident).collect();
+    let outer_params = params.iter().map(|Param { ident, ty }| quote!(#ident: #ty));
+    let inner_types: Vec<Type> = params.iter().map(|p| reparent(p.ty)).collect();
+    let inner_params: Vec<TokenStream> = idents
+        .iter()
+        .zip(&inner_types)
+        .map(|(ident, ty)| quote!(#ident: #ty))
+        .collect();
+    let names = params.iter().map(|p| p.ident.unraw().to_string());
+    let args_tuple = if params.is_empty() {
+        quote!(&[(); 0])
+    } else {
+        quote!(&(#(#idents,)*))
+    };
+    let inner_output = match &sig.output {
+        ReturnType::Default => quote!(),
+        ReturnType::Type(arrow, ty) => {
+            let ty = reparent(ty);
+            quote!(#arrow #ty)
+        }
+    };
+    // `backend` unless a task parameter already has that name.
+    let backend = if idents.iter().any(|i| *i == "backend") {
+        format_ident!("{}backend", RESERVED_PREFIX)
+    } else {
+        format_ident!("backend")
+    };
+
+    // Intra-doc links to the module's functions, unless the name is a raw
+    // identifier, which a link cannot spell.
+    let (run_link, enqueue_link) = if ident.to_string().starts_with("r#") {
+        (format!("`{ident}::run`"), format!("`{ident}::enqueue`"))
+    } else {
+        (format!("[`{ident}::run`]"), format!("[`{ident}::enqueue`]"))
+    };
+    let enqueue_doc = format!(
+        " Calling this function does not run it: it enqueues the call on queue `{queue}` \
+         through the global backend (see `redisq::init`) and returns the task's id. Use \
+         {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
+        queue = queue.value(),
+    );
+    let separator = (attrs.iter().any(is_doc)).then(|| quote!(#[doc = ""]));
+    let module_doc = format!(
+        " The task `{}`: its wire name, queue, and the ways to run or enqueue it.",
+        ident.unraw()
+    );
+    let name = match &args.name {
+        Some(name) => name.to_token_stream(),
+        None => quote!(::core::module_path!()),
+    };
+    let workers = args.workers.as_ref().map(|n| quote!(.workers(#n)));
+
+    // Decoding the arguments in `__redisq_call`: each `let` is spanned at the
+    // parameter's type, so a type that cannot be deserialized is reported there.
+    let decode = if params.is_empty() {
+        quote!(let _ = __redisq_args.list(DEF.params)?;)
+    } else {
+        let lets = idents.iter().zip(&inner_types).map(
+            |(ident, ty)| quote_spanned!(ty.span()=> let #ident: #ty = __redisq_args.next()?;),
+        );
+        quote! {
+            let mut __redisq_args = __redisq_args.list(DEF.params)?;
+            #(#lets)*
+        }
+    };
+    let outcome = match classify_output(&sig.output) {
+        Output::Unit => quote! {
+            run(#(#idents),*);
+            ::redisq::__private::outcome_unit()
+        },
+        Output::Result => quote!(::redisq::__private::outcome_from_result(run(#(#idents),*))),
+        Output::Value => quote!(::redisq::__private::outcome_from_value(&run(#(#idents),*))),
+    };
+
+    quote! {
+        #hidden
+
+        #(#docs)*
+        #separator
+        #[doc = #enqueue_doc]
+        #(#shared_attrs)*
+        #[allow(dead_code, clippy::too_many_arguments)]
+        #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
+            ::redisq::__private::enqueue_global(&#ident::DEF, #args_tuple)
+        }
+
+        #[doc = #module_doc]
+        #(#shared_attrs)*
+        #[allow(dead_code)]
+        #vis mod #ident {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// The task's wire name.
+            pub const NAME: &str = #name;
+
+            /// The queue this task is sent to by default.
+            pub const QUEUE: &str = #queue;
+
+            /// The task's registration, submitted to the registry at start-up.
+            #[doc(hidden)]
+            pub const DEF: ::redisq::__private::TaskDef =
+                ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
+                    #workers;
+
+            ::redisq::__private::inventory::submit! { DEF }
+
+            /// Runs the original body inline, in this thread, without Redis.
+            #[allow(clippy::too_many_arguments)]
+            pub fn run(#(#inner_params),*) #inner_output {
+                super::#run_ident(#(#idents),*)
+            }
+
+            /// Enqueues a call on an explicit backend and returns its id.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue(
+                #backend: &::redisq::RedisQueueBackend,
+                #(#inner_params),*
+            ) -> ::redisq::Result<::redisq::TaskId> {
+                ::redisq::__private::enqueue(#backend, &DEF, #args_tuple)
+            }
+
+            fn __redisq_call(
+                __redisq_args: ::redisq::__private::Args<'_>,
+            ) -> ::redisq::__private::CallResult {
+                #decode
+                #outcome
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_signature, classify_output, fifo, reparent, Output};
+    use quote::quote;
+    use syn::{ItemFn, Type};
+
+    fn output_of(item: proc_macro2::TokenStream) -> Result<Output, syn::Error> {
+        let func: ItemFn = syn::parse2(item)?;
+        Ok(classify_output(&func.sig.output))
+    }
+
+    #[test]
+    fn classifies_return_types() -> syn::Result<()> {
+        assert!(matches!(
+            output_of(quote!(
+                fn f() {}
+            ))?,
+            Output::Unit
+        ));
+        assert!(matches!(
+            output_of(quote!(
+                fn f() -> () {}
+            ))?,
+            Output::Unit
+        ));
+        assert!(matches!(
+            output_of(quote!(
+                fn f() -> (()) {}
+            ))?,
+            Output::Unit
+        ));
+        assert!(matches!(
+            output_of(quote!(
+                fn f() -> Result<u8, E> {}
+            ))?,
+            Output::Result
+        ));
+        assert!(matches!(
+            output_of(quote!(
+                fn f() -> std::io::Result<u8> {}
+            ))?,
+            Output::Result
+        ));
+        assert!(matches!(
+            output_of(quote!(
+                fn f() -> Option<u8> {}
+            ))?,
+            Output::Value
+        ));
+        assert!(matches!(
+            output_of(quote!(
+                fn f() -> (u8, u8) {}
+            ))?,
+            Output::Value
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn reparents_relative_paths() -> syn::Result<()> {
+        let ty: Type = syn::parse2(quote!(Vec<(self::A, super::B, crate::C, D, ::e::F)>))?;
+        let ty = reparent(&ty);
+        assert_eq!(
+            quote!(#ty).to_string(),
+            quote!(Vec<(super::A, super::super::B, crate::C, D, ::e::F)>).to_string()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reports_every_signature_problem() -> syn::Result<()> {
+        let func: ItemFn = syn::parse2(quote!(
+            async unsafe fn f<T>(&self, a: &str, (b, c): (u8, u8), _: u8) -> impl Tr {}
+        ))?;
+        let messages: Vec<String> = match check_signature(&func.sig) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        };
+        let starts = [
+            "async functions are not supported yet",
+            "#[fifo] functions cannot be `unsafe`",
+            "#[fifo] functions cannot be generic",
+            "#[fifo] functions cannot take `self`",
+            "task arguments must be owned types",
+            "task arguments must be plain identifiers",
+            "task arguments must be named",
+            "`impl Trait` is not supported in the return type",
+        ];
+        assert_eq!(messages.len(), starts.len(), "{messages:#?}");
+        for (message, start) in messages.iter().zip(starts) {
+            assert!(message.starts_with(start), "{message:?} vs {start:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn errors_keep_the_original_item() {
+        let item = quote!(
+            fn f(x: u8) {}
+        );
+        let out = fifo(quote!(queue = ""), item.clone()).to_string();
+        assert!(out.contains("compile_error"));
+        assert!(out.ends_with(&item.to_string()));
+        let out = fifo(
+            quote!(queue = "q"),
+            quote!(
+                struct S;
+            ),
+        )
+        .to_string();
+        assert!(out.contains("can only be applied to a free function"));
+        assert!(out.ends_with(
+            &quote!(
+                struct S;
+            )
+            .to_string()
+        ));
+    }
+}

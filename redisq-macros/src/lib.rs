@@ -1,0 +1,151 @@
+//! The `#[fifo]` attribute of [redisq](https://docs.rs/redisq).
+//!
+//! This crate is an implementation detail of `redisq`, which re-exports the
+//! attribute as `redisq::fifo`; depend on `redisq`, not on this crate. It knows
+//! nothing about Redis: it checks the function and turns it into an enqueuing
+//! function plus a registration, written against `redisq`'s hidden `__private`
+//! module.
+//!
+//! The crate is split by stage: `args` parses the attribute's arguments and
+//! `expand` checks the function and generates the code.
+
+mod args;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Turns a free function into a background task run by `redisq` workers.
+///
+/// The function keeps its name and parameters, but calling it no longer runs it:
+/// it serializes the arguments to JSON, enqueues the call on a Redis queue and
+/// returns the task's id. A worker that has this function linked in (every task
+/// is registered at start-up, with no list to maintain) takes the call from the
+/// queue and runs the original body.
+///
+/// For a function `send_email`, the attribute generates:
+///
+/// - `fn send_email(..) -> redisq::Result<redisq::TaskId>`: enqueues the call on
+///   the global backend set up by `redisq::init`, with the function's docs and
+///   visibility;
+/// - a module `send_email`, with the same visibility, holding:
+///   - `send_email::NAME: &str`, the task's wire name: the `name` argument, or
+///     else the function's module path and name (`my_crate::mail::send_email`);
+///   - `send_email::QUEUE: &str`, the `queue` argument;
+///   - `send_email::run(..)`, which runs the original body inline, in this thread,
+///     without Redis, and returns what it returns (for tests, or to call one task
+///     from another);
+///   - `send_email::enqueue(backend: &redisq::RedisQueueBackend, ..)`, which
+///     enqueues on an explicit backend.
+///
+/// Inside the body, `send_email` is the enqueuing function: a recursive call
+/// enqueues a new task. Call `send_email::run` to recurse inline.
+///
+/// # Arguments
+///
+/// - `queue = "name"` (required): the queue the task is sent to. Not empty.
+/// - `name = "wire::name"` (optional): the task's stable wire name, stored in
+///   every enqueued call and used by workers to find the function. Defaults to
+///   the function's module path and name, which changes when the function is
+///   renamed or moved: set `name` for tasks that may be in a queue while a new
+///   version is deployed. Not empty, and unique within a binary (workers report
+///   duplicates when they start).
+/// - `workers = N` (optional): how many worker threads run this task, an integer
+///   literal of at least 1. Defaults to 1, which also keeps the queue first in,
+///   first out; with more than one worker, calls start in order but may finish
+///   out of order.
+///
+/// The function itself must be a free function (not a method), neither `async`,
+/// `const`, `unsafe`, `extern` nor generic, taking each argument as
+/// `name: Type` (`mut name: Type` is fine). Each argument type must be owned and
+/// implement `serde::Serialize` and `serde::de::DeserializeOwned`; the argument
+/// names are the task's parameter names. The return value becomes the task's
+/// outcome:
+///
+/// - nothing, or `()`: the task succeeds when the body returns;
+/// - a type whose last path segment is `Result` (`Result<T, E>`,
+///   `std::io::Result<T>`, `anyhow::Result<T>`): `Ok(value)` is a success with the
+///   serialized `value`, `Err(error)` a failure reported with the error's message;
+/// - anything else: a success with the serialized value. A `Result` behind a type
+///   alias with another name is taken as a value, so prefer spelling `Result`.
+///
+/// # Examples
+///
+/// ```ignore
+/// use redisq::{fifo, RedisQueueBackend};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// pub struct Mail {
+///     pub to: String,
+///     pub subject: String,
+/// }
+///
+/// /// Sends a mail.
+/// #[fifo(queue = "emails", name = "mail::send", workers = 2)]
+/// pub fn send_email(mail: Mail) -> Result<String, std::io::Error> {
+///     Ok(format!("sent {} to {}", mail.subject, mail.to))
+/// }
+///
+/// /// Resizes an image, with the default wire name and one worker.
+/// #[fifo(queue = "images")]
+/// pub(crate) fn resize(path: String, width: u32) {
+///     let _ = (path, width);
+/// }
+///
+/// fn main() -> redisq::Result<()> {
+///     assert_eq!(send_email::NAME, "mail::send");
+///     assert_eq!(resize::QUEUE, "images");
+///
+///     // Runs the body here and now, without Redis.
+///     let mail = Mail { to: "ada@example.com".into(), subject: "hi".into() };
+///     let sent: Result<String, std::io::Error> = send_email::run(mail);
+///
+///     // Enqueues on the global backend; a worker runs it later.
+///     let backend = RedisQueueBackend::new("redis://127.0.0.1:6379")?;
+///     redisq::init(backend.clone())?;
+///     let id: redisq::TaskId = resize("cat.png".to_owned(), 128)?;
+///
+///     // Enqueues on an explicit backend.
+///     let mail = Mail { to: "bob@example.com".into(), subject: "hi".into() };
+///     let id = send_email::enqueue(&backend, mail)?;
+///     Ok(())
+/// }
+/// ```
+///
+/// # Errors
+///
+/// Misuse is a compile error at the offending tokens, reported next to the
+/// unchanged function so that nothing else fails because of it:
+///
+/// ```text
+/// missing `queue` argument: write #[fifo(queue = "name")]
+/// expected one of: `queue`, `name`, `workers`        (an unknown key)
+/// expected only a single `queue` argument            (a repeated key)
+/// queue name must not be empty
+/// task name must not be empty
+/// `workers` must be at least 1
+/// expected integer literal                           (e.g. workers = "2")
+/// #[fifo] can only be applied to a free function     (a struct, an impl, ...)
+/// #[fifo] functions cannot take `self`
+/// task arguments must be owned types: ...            (`&T`, `&mut T`)
+/// task arguments must be plain identifiers like `to: String`, ...
+/// task arguments must be named, ...                  (`_: T`)
+/// `impl Trait` is not supported in task arguments: ...
+/// `impl Trait` is not supported in the return type of a #[fifo] function: ...
+/// #[fifo] functions cannot be generic: ...
+/// #[fifo] functions cannot have lifetime parameters: ...
+/// #[fifo] functions cannot have a `where` clause
+/// async functions are not supported yet by #[fifo]
+/// #[fifo] functions cannot be `const`
+/// #[fifo] functions cannot be `unsafe`: ...
+/// #[fifo] functions cannot have an `extern` ABI
+/// #[fifo] functions cannot be variadic
+/// names starting with `__redisq_` are reserved for the code generated by #[fifo]
+/// ```
+///
+/// An argument or return type that does not implement the serde traits is
+/// reported by the compiler at that type.
+#[proc_macro_attribute]
+pub fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::fifo(args.into(), item.into()).into()
+}

@@ -1,0 +1,271 @@
+//! [`RedisQueueBackend`]: the connection to Redis and every command redisq sends.
+//!
+//! Only this module speaks to Redis. Producers borrow a connection from a shared
+//! [`pool`]; each consumer thread owns a dedicated connection for its blocking pop, so
+//! blocked workers never starve producers. The queue operations live in [`ops`], the
+//! Lua scripts beside it.
+
+pub(crate) mod ops;
+mod pool;
+
+use std::env;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::IntoConnectionInfo;
+
+use crate::error::{Error, Result};
+use crate::keys::QueueKeys;
+use pool::{Pool, Pooled};
+
+/// How a worker takes tasks from a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// A task is moved atomically from its queue to the worker's claimed list and stays
+    /// there under a lease until the worker acknowledges it. If the worker process dies,
+    /// the task goes back to the head of its queue once the lease runs out, and runs
+    /// again: every task runs at least once, a few may run twice after a crash.
+    #[default]
+    AtLeastOnce,
+    /// A task is popped (`LPOP`/`BLPOP`) and run: no lease, no acknowledgement, one
+    /// round trip less per batch, but tasks held by a worker that dies are lost.
+    AtMostOnce,
+}
+
+/// Settings shared by every clone of a backend.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) namespace: String,
+    pub(crate) lease: Duration,
+    pub(crate) block_timeout: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) delivery: Delivery,
+    pub(crate) dead_max: usize,
+}
+
+/// The Redis queue backend: where tasks are pushed and from where workers take them.
+///
+/// Cheap to clone: clones share one connection pool.
+///
+/// ```no_run
+/// # fn main() -> redisq::Result<()> {
+/// use std::time::Duration;
+/// let backend = redisq::RedisQueueBackend::new("redis://127.0.0.1:6379")?
+///     .with_namespace("myapp")
+///     .with_lease(Duration::from_secs(60));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisQueueBackend {
+    config: Arc<Config>,
+    pool: Arc<Pool>,
+}
+
+impl RedisQueueBackend {
+    /// A backend for the Redis server at `url` (`redis://[:password@]host[:port][/db]`).
+    ///
+    /// Does not connect: the first command does.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the URL cannot be parsed.
+    pub fn new(url: &str) -> Result<Self> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| Error::Config(format!("invalid redis url `{url}`: {e}")))?;
+        Self::from_info(info)
+    }
+
+    /// A backend configured from the environment: `REDIS_URL` if set, otherwise
+    /// `REDIS_HOST` (default `127.0.0.1`), `REDIS_PORT` (6379), `REDIS_DB` (0) and
+    /// `REDIS_PASSWORD` (none).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a variable cannot be parsed.
+    pub fn from_env() -> Result<Self> {
+        if let Ok(url) = env::var("REDIS_URL") {
+            if !url.is_empty() {
+                return Self::new(&url);
+            }
+        }
+        let var = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
+        let host = var("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+        let port = match var("REDIS_PORT") {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| Error::Config(format!("REDIS_PORT `{p}` is not a port number")))?,
+            None => 6379,
+        };
+        let db = match var("REDIS_DB") {
+            Some(d) => d
+                .parse::<i64>()
+                .map_err(|_| Error::Config(format!("REDIS_DB `{d}` is not a number")))?,
+            None => 0,
+        };
+        let mut redis = redis::RedisConnectionInfo::default().set_db(db);
+        if let Some(password) = var("REDIS_PASSWORD") {
+            redis = redis.set_password(password);
+        }
+        let info = redis::ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map_err(|e| Error::Config(e.to_string()))?
+            .set_redis_settings(redis);
+        Self::from_info(info)
+    }
+
+    fn from_info(info: redis::ConnectionInfo) -> Result<Self> {
+        let client = redis::Client::open(info).map_err(|e| Error::Config(e.to_string()))?;
+        let config = Config {
+            namespace: "redisq".to_owned(),
+            lease: Duration::from_secs(30),
+            block_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            delivery: Delivery::AtLeastOnce,
+            dead_max: 10_000,
+        };
+        let pool = Pool::new(client, config.timeout, config.timeout, 64);
+        Ok(RedisQueueBackend {
+            config: Arc::new(config),
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Sets the prefix of every key. Default `redisq`; empty means no prefix.
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).namespace = namespace.into();
+        self
+    }
+
+    /// Sets the lease (visibility timeout) of a claimed task: how long after a worker
+    /// process stops renewing it a task goes back to its queue. Default 30 s.
+    /// Running workers renew their leases every third of it.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        Arc::make_mut(&mut self.config).lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Sets how long a worker's blocking pop waits before checking for shutdown.
+    /// Default 1 s; it bounds how long an idle worker takes to stop.
+    #[must_use]
+    pub fn with_block_timeout(mut self, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.config).block_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sets the bound on connecting and on each command: past it a call fails with
+    /// [`Error::Unavailable`]. Default 5 s.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        let timeout = timeout.max(Duration::from_millis(1));
+        Arc::make_mut(&mut self.config).timeout = timeout;
+        let client = self.pool.client.clone();
+        self.pool = Arc::new(Pool::new(client, timeout, timeout, 64));
+        self
+    }
+
+    /// Sets how workers take tasks. Default [`Delivery::AtLeastOnce`].
+    #[must_use]
+    pub fn with_delivery(mut self, delivery: Delivery) -> Self {
+        Arc::make_mut(&mut self.config).delivery = delivery;
+        self
+    }
+
+    /// Sets how many records each queue's dead-letter list keeps (the oldest are
+    /// trimmed). Default 10,000; zero keeps none.
+    #[must_use]
+    pub fn with_dead_letter_limit(mut self, max: usize) -> Self {
+        Arc::make_mut(&mut self.config).dead_max = max;
+        self
+    }
+
+    /// The key prefix.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    /// The lease of a claimed task.
+    #[must_use]
+    pub fn lease(&self) -> Duration {
+        self.config.lease
+    }
+
+    /// How workers take tasks.
+    #[must_use]
+    pub fn delivery(&self) -> Delivery {
+        self.config.delivery
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn keys(&self, queue: &str) -> QueueKeys {
+        QueueKeys::new(&self.config.namespace, queue)
+    }
+
+    /// A pooled connection.
+    pub(crate) fn connection(&self) -> Result<Pooled<'_>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// A dedicated connection for a consumer thread, whose reads may block for a pop.
+    pub(crate) fn dedicated_connection(&self) -> Result<redis::Connection> {
+        Ok(self
+            .pool
+            .connect(self.config.block_timeout + self.config.timeout)?)
+    }
+
+    /// Checks that Redis answers.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when it does not answer in time.
+    pub fn ping(&self) -> Result<()> {
+        let mut con = self.connection()?;
+        con.run(|c| redis::cmd("PING").query::<()>(c))?;
+        Ok(())
+    }
+
+    /// How many tasks wait in `queue`.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn pending(&self, queue: &str) -> Result<usize> {
+        let key = self.keys(queue).pending();
+        let mut con = self.connection()?;
+        Ok(con.run(|c| redis::cmd("LLEN").arg(&key).query(c))?)
+    }
+
+    /// Returns to the head of `queue` the tasks held by consumers (of any process) whose
+    /// lease ran out, in their order, and says how many moved. Running workers do this by
+    /// themselves at every heartbeat; this is the on-demand form.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn recover_stale(&self, queue: &str) -> Result<usize> {
+        const PAGE: usize = 100;
+        let keys = self.keys(queue);
+        let mut con = self.connection()?;
+        let mut total = 0;
+        loop {
+            let expired = con.run(|c| ops::expired(c, &keys, PAGE))?;
+            for consumer in &expired {
+                if let Some(moved) = con.run(|c| ops::recover(c, &keys, consumer))? {
+                    total += moved;
+                }
+            }
+            if expired.len() < PAGE {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Pushes an encoded task onto the tail of `queue`.
+    pub(crate) fn push(&self, queue: &str, payload: &[u8]) -> Result<()> {
+        let key = self.keys(queue).pending();
+        let mut con = self.connection()?;
+        con.run(|c| redis::cmd("RPUSH").arg(&key).arg(payload).query::<()>(c))?;
+        Ok(())
+    }
+}

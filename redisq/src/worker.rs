@@ -1,0 +1,321 @@
+//! [`Worker`]: threads inside the application that serve queues, and its builder.
+//!
+//! A worker starts one [`Consumer`] thread per queue and thread count, plus one
+//! heartbeat thread that renews the consumers' leases and recovers the tasks of
+//! consumers (of any process) whose lease ran out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::backend::RedisQueueBackend;
+use crate::consumer::{Consumer, Counters};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::task::TaskId;
+
+/// Tasks claimed per round trip at most, unless set with [`WorkerBuilder::prefetch`].
+const DEFAULT_PREFETCH: usize = 100;
+
+/// Starts worker threads for every queue of the tasks registered in this binary, with
+/// the thread count their `#[fifo(workers = N)]` asks for (the largest, when several
+/// tasks share a queue).
+///
+/// # Errors
+/// [`Error::DuplicateTask`] when two tasks share a wire name; [`Error::Config`] when no
+/// task is registered; [`Error::Spawn`] when a thread cannot be started.
+///
+/// ```no_run
+/// # fn main() -> redisq::Result<()> {
+/// let backend = redisq::RedisQueueBackend::new("redis://127.0.0.1:6379")?;
+/// let workers = redisq::threaded_worker(backend)?;
+/// // ... the application runs ...
+/// workers.shutdown();
+/// # Ok(()) }
+/// ```
+pub fn threaded_worker(backend: RedisQueueBackend) -> Result<Worker> {
+    Worker::builder(backend).start()
+}
+
+/// Running worker threads. Dropping it shuts them down like [`Worker::shutdown`].
+#[derive(Debug)]
+#[must_use = "dropping a Worker shuts its threads down"]
+pub struct Worker {
+    id: String,
+    queues: BTreeMap<String, usize>,
+    stop: Arc<AtomicBool>,
+    wake: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+/// Counts of what one [`Worker`] ran since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerCounts {
+    /// Tasks that ran and succeeded.
+    pub processed: u64,
+    /// Tasks that returned `Err` or panicked.
+    pub failed: u64,
+    /// Tasks set aside in a dead-letter list (undecodable, unknown, bad arguments).
+    pub dead: u64,
+}
+
+impl Worker {
+    /// A builder to choose queues and thread counts.
+    ///
+    /// ```no_run
+    /// # fn main() -> redisq::Result<()> {
+    /// # let backend = redisq::RedisQueueBackend::new("redis://127.0.0.1:6379")?;
+    /// let workers = redisq::Worker::builder(backend)
+    ///     .queues(["emails", "emails-eu"])
+    ///     .threads("emails", 4)
+    ///     .start()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(backend: RedisQueueBackend) -> WorkerBuilder {
+        WorkerBuilder {
+            backend,
+            queues: None,
+            threads: HashMap::new(),
+            prefetch: DEFAULT_PREFETCH,
+        }
+    }
+
+    /// This worker's id (unique per start).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The queues served, with their thread counts.
+    #[must_use]
+    pub fn queues(&self) -> &BTreeMap<String, usize> {
+        &self.queues
+    }
+
+    /// What the worker has run so far.
+    #[must_use]
+    pub fn counts(&self) -> WorkerCounts {
+        WorkerCounts {
+            processed: self.counters.processed.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            dead: self.counters.dead.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops taking tasks, lets the ones running finish, returns the ones taken but not
+    /// started to the head of their queue, and joins every thread.
+    ///
+    /// Idle threads notice within the backend's block timeout (1 s by default).
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Disconnecting the channel wakes every thread sleeping on it.
+        self.wake = None;
+        for handle in self.threads.drain(..) {
+            if handle.join().is_err() {
+                log::error!("a worker thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Chooses queues and thread counts, then starts a [`Worker`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct WorkerBuilder {
+    backend: RedisQueueBackend,
+    queues: Option<Vec<String>>,
+    threads: HashMap<String, usize>,
+    prefetch: usize,
+}
+
+impl WorkerBuilder {
+    /// Serves exactly these queues (any names: a worker runs whatever registered task a
+    /// payload names). Default: the queues of every registered task.
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queues = Some(queues.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the threads serving `queue`. Default: the largest `workers = N` of the tasks
+    /// on that queue, or 1. Zero leaves the queue unserved.
+    pub fn threads(mut self, queue: impl Into<String>, threads: usize) -> Self {
+        self.threads.insert(queue.into(), threads);
+        self
+    }
+
+    /// Sets how many tasks a thread takes per round trip at most. Default 100; zero
+    /// means 1. The thread takes fewer when tasks are slow (about 5 ms of work per round
+    /// trip), so slow tasks are spread over all threads.
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Starts the threads.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateTask`] when two tasks share a wire name; [`Error::Config`] when
+    /// there is no queue to serve or a queue name is empty; [`Error::Spawn`] when a thread
+    /// cannot be started.
+    pub fn start(self) -> Result<Worker> {
+        let registry = Arc::new(Registry::load()?);
+        let mut defaults: BTreeMap<String, usize> = BTreeMap::new();
+        for def in registry.tasks() {
+            let threads = defaults.entry(def.queue.to_owned()).or_insert(0);
+            *threads = (*threads).max(def.workers.max(1));
+        }
+        let names: Vec<String> = match &self.queues {
+            Some(queues) => queues.clone(),
+            None => defaults.keys().cloned().collect(),
+        };
+        let mut queues = BTreeMap::new();
+        for name in names {
+            if name.is_empty() {
+                return Err(Error::Config("queue name must not be empty".to_owned()));
+            }
+            let threads = self
+                .threads
+                .get(&name)
+                .copied()
+                .unwrap_or_else(|| defaults.get(&name).copied().unwrap_or(1));
+            if threads > 0 {
+                queues.insert(name, threads);
+            }
+        }
+        if queues.is_empty() {
+            return Err(Error::Config(
+                "no queue to serve: no #[fifo] task is linked into this binary and no queue was named"
+                    .to_owned(),
+            ));
+        }
+        let id = TaskId::generate().to_string();
+        log_start(&id, &registry, &queues, &self.backend);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(0);
+        let counters = Arc::new(Counters::default());
+        let mut worker = Worker {
+            id: id.clone(),
+            queues: queues.clone(),
+            stop: stop.clone(),
+            wake: Some(wake_tx),
+            threads: Vec::new(),
+            counters: counters.clone(),
+        };
+        let mut consumers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (queue, &threads) in &queues {
+            for n in 0..threads {
+                let consumer = Consumer {
+                    backend: self.backend.clone(),
+                    queue: queue.clone(),
+                    id: format!("{id}-{n}"),
+                    registry: registry.clone(),
+                    counters: counters.clone(),
+                    stop: stop.clone(),
+                    wake: wake_rx.clone(),
+                    max_prefetch: self.prefetch,
+                };
+                consumers
+                    .entry(queue.clone())
+                    .or_default()
+                    .push(consumer.id.clone());
+                let handle = thread::Builder::new()
+                    .name(format!("redisq-{queue}-{n}"))
+                    .spawn(move || consumer.run())
+                    .map_err(Error::Spawn)?;
+                worker.threads.push(handle);
+            }
+        }
+        let heartbeat = Heartbeat {
+            backend: self.backend.clone(),
+            consumers,
+            wake: wake_rx,
+        };
+        let handle = thread::Builder::new()
+            .name("redisq-heartbeat".to_owned())
+            .spawn(move || heartbeat.run())
+            .map_err(Error::Spawn)?;
+        worker.threads.push(handle);
+        Ok(worker)
+    }
+}
+
+fn log_start(
+    id: &str,
+    registry: &Registry,
+    queues: &BTreeMap<String, usize>,
+    backend: &RedisQueueBackend,
+) {
+    let tasks = registry.tasks();
+    log::info!(
+        "worker {id} starting ({:?}, namespace `{}`): {} task(s) registered in this binary",
+        backend.delivery(),
+        backend.namespace(),
+        tasks.len()
+    );
+    for def in tasks {
+        log::info!("  task {} (queue `{}`)", def.name, def.queue);
+    }
+    for (queue, threads) in queues {
+        log::info!("  serving queue `{queue}` with {threads} thread(s)");
+    }
+}
+
+/// Renews the leases of this worker's consumers and recovers expired ones.
+struct Heartbeat {
+    backend: RedisQueueBackend,
+    consumers: BTreeMap<String, Vec<String>>,
+    wake: Receiver<()>,
+}
+
+impl Heartbeat {
+    fn run(self) {
+        let interval = (self.backend.lease() / 3).max(Duration::from_millis(20));
+        loop {
+            for (queue, consumers) in &self.consumers {
+                if let Err(err) = self.beat(queue, consumers) {
+                    log::warn!("heartbeat of queue `{queue}`: {err}");
+                }
+            }
+            // Returns early, disconnected, when the worker shuts down.
+            if let Err(crossbeam_channel::RecvTimeoutError::Disconnected) =
+                self.wake.recv_timeout(interval)
+            {
+                return;
+            }
+        }
+    }
+
+    fn beat(&self, queue: &str, consumers: &[String]) -> Result<()> {
+        let keys = self.backend.keys(queue);
+        let lease = self.backend.lease();
+        let mut con = self.backend.connection()?;
+        con.run(|c| crate::backend::ops::renew(c, &keys, consumers, lease))?;
+        drop(con);
+        let recovered = self.backend.recover_stale(queue)?;
+        if recovered > 0 {
+            log::warn!("recovered {recovered} task(s) of queue `{queue}` from expired leases");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,6 @@
+use redisq::fifo;
+
+#[fifo(queue = "emails")]
+pub fn send_email(_to: String) where String: Clone {}
+
+fn main() {}
