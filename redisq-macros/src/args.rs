@@ -14,6 +14,7 @@ mod kw {
     syn::custom_keyword!(queue);
     syn::custom_keyword!(name);
     syn::custom_keyword!(workers);
+    syn::custom_keyword!(retries);
 }
 
 /// The parsed and validated arguments of one `#[fifo(...)]` attribute.
@@ -27,6 +28,9 @@ pub(crate) struct FifoArgs {
     /// given (the runtime's default is 1). Stored without a suffix, so it can be
     /// emitted where a `usize` is expected.
     pub(crate) workers: Option<LitInt>,
+    /// `retries = N`: how many times a failed call is retried (0: never); the
+    /// runtime's default is 3. Stored without a suffix.
+    pub(crate) retries: Option<LitInt>,
 }
 
 impl Parse for FifoArgs {
@@ -37,6 +41,7 @@ impl Parse for FifoArgs {
         let mut queue: Option<LitStr> = None;
         let mut name: Option<LitStr> = None;
         let mut workers: Option<LitInt> = None;
+        let mut retries: Option<LitInt> = None;
 
         while !input.is_empty() {
             let lookahead = input.lookahead1();
@@ -52,6 +57,10 @@ impl Parse for FifoArgs {
                 let key: kw::workers = input.parse()?;
                 let value = parse_workers(input)?;
                 set_once(&mut workers, key, "workers", value)?;
+            } else if lookahead.peek(kw::retries) {
+                let key: kw::retries = input.parse()?;
+                let value = parse_retries(input)?;
+                set_once(&mut retries, key, "retries", value)?;
             } else {
                 return Err(lookahead.error());
             }
@@ -75,6 +84,7 @@ impl Parse for FifoArgs {
             queue,
             name,
             workers,
+            retries,
         })
     }
 }
@@ -115,6 +125,16 @@ fn parse_workers(input: ParseStream<'_>) -> syn::Result<LitInt> {
         return Err(Error::new_spanned(lit, "`workers` must be at least 1"));
     }
     // Drop any suffix (`2u8`): the generated code passes a `usize`.
+    Ok(LitInt::new(&value.to_string(), lit.span()))
+}
+
+/// Parses `= N` where `N` is an integer literal that fits a `u32`.
+fn parse_retries(input: ParseStream<'_>) -> syn::Result<LitInt> {
+    input.parse::<Token![=]>()?;
+    let lit: LitInt = input.parse()?;
+    let value: u32 = lit
+        .base10_parse()
+        .map_err(|_| Error::new_spanned(&lit, "`retries` must be a whole number: 0 or more"))?;
     Ok(LitInt::new(&value.to_string(), lit.span()))
 }
 
@@ -170,7 +190,7 @@ mod tests {
         );
         assert_eq!(
             err(quote!(queue = "q", retries = 3)),
-            "expected one of: `queue`, `name`, `workers`"
+            "expected one of: `queue`, `name`, `workers`, `retries`"
         );
         assert_eq!(
             err(quote!(queue = "a", queue = "b")),

@@ -442,12 +442,17 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             quote!(#arrow #ty)
         }
     };
-    // `backend` unless a task parameter already has that name.
-    let backend = if idents.iter().any(|i| *i == "backend") {
-        format_ident!("{}backend", RESERVED_PREFIX)
-    } else {
-        format_ident!("backend")
+    // `backend`, `delay`, `at` unless a task parameter already has that name.
+    let own_param = |name: &str| {
+        if idents.iter().any(|i| *i == name) {
+            format_ident!("{}{}", RESERVED_PREFIX, name)
+        } else {
+            format_ident!("{}", name)
+        }
     };
+    let backend = own_param("backend");
+    let delay = own_param("delay");
+    let at = own_param("at");
 
     // Intra-doc links to the module's functions, unless the name is a raw
     // identifier, which a link cannot spell.
@@ -472,6 +477,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
         None => quote!(::core::module_path!()),
     };
     let workers = args.workers.as_ref().map(|n| quote!(.workers(#n)));
+    let retries = args.retries.as_ref().map(|n| quote!(.retries(#n)));
 
     // Decoding the arguments in `__redisq_call`: each `let` is spanned at the
     // parameter's type, so a type that cannot be deserialized is reported there.
@@ -524,7 +530,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             #[doc(hidden)]
             pub const DEF: ::redisq::__private::TaskDef =
                 ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
-                    #workers;
+                    #workers #retries;
 
             ::redisq::__private::inventory::submit! { DEF }
 
@@ -541,6 +547,26 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
                 #(#inner_params),*
             ) -> ::redisq::Result<::redisq::TaskId> {
                 ::redisq::__private::enqueue(#backend, &DEF, #args_tuple)
+            }
+
+            /// Enqueues a call to run once `delay` has passed, and returns its id.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue_in(
+                #backend: &::redisq::RedisQueueBackend,
+                #delay: ::core::time::Duration,
+                #(#inner_params),*
+            ) -> ::redisq::Result<::redisq::TaskId> {
+                ::redisq::__private::enqueue_in(#backend, &DEF, #delay, #args_tuple)
+            }
+
+            /// Enqueues a call to run at `at` (at once if it is past), and returns its id.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue_at(
+                #backend: &::redisq::RedisQueueBackend,
+                #at: ::std::time::SystemTime,
+                #(#inner_params),*
+            ) -> ::redisq::Result<::redisq::TaskId> {
+                ::redisq::__private::enqueue_at(#backend, &DEF, #at, #args_tuple)
             }
 
             fn __redisq_call(

@@ -35,7 +35,10 @@ use proc_macro::TokenStream;
 ///     without Redis, and returns what it returns (for tests, or to call one task
 ///     from another);
 ///   - `send_email::enqueue(backend: &redisq::RedisQueueBackend, ..)`, which
-///     enqueues on an explicit backend.
+///     enqueues on an explicit backend;
+///   - `send_email::enqueue_in(backend, delay: Duration, ..)` and
+///     `send_email::enqueue_at(backend, at: SystemTime, ..)`, which enqueue a
+///     delayed call: it waits in the queue's scheduled set until it is due.
 ///
 /// Inside the body, `send_email` is the enqueuing function: a recursive call
 /// enqueues a new task. Call `send_email::run` to recurse inline.
@@ -53,6 +56,9 @@ use proc_macro::TokenStream;
 ///   literal of at least 1. Defaults to 1, which also keeps the queue first in,
 ///   first out; with more than one worker, calls start in order but may finish
 ///   out of order.
+/// - `retries = N` (optional): how many times a failed call (an `Err` or a
+///   panic) is retried, with exponential backoff and jitter, before it goes to
+///   the queue's dead letters. An integer literal; defaults to 3; 0 never retries.
 ///
 /// The function itself must be a free function (not a method), neither `async`,
 /// `const`, `unsafe`, `extern` nor generic, taking each argument as
@@ -119,7 +125,7 @@ use proc_macro::TokenStream;
 ///
 /// ```text
 /// missing `queue` argument: write #[fifo(queue = "name")]
-/// expected one of: `queue`, `name`, `workers`        (an unknown key)
+/// expected one of: `queue`, `name`, `workers`, `retries`   (an unknown key)
 /// expected only a single `queue` argument            (a repeated key)
 /// queue name must not be empty
 /// task name must not be empty

@@ -1,8 +1,9 @@
-//! One consumer thread: takes tasks from one queue, runs them, acknowledges them.
+//! One consumer thread: takes tasks from one queue, runs them, settles them.
 //!
-//! At-least-once: tasks are claimed into the consumer's own list under a lease
-//! ([`ops::claim`], or [`ops::claim_blocking`] when the queue is empty) and acknowledged
-//! by the next claim. At-most-once: tasks are popped. Either way several tasks may be
+//! At least once: tasks are claimed into the consumer's own list under a lease
+//! (`settle.lua` in claim mode, or `BLMOVE` when the queue is empty) and acknowledged by
+//! the next settle, which also schedules the retries and writes the dead letters of the
+//! tasks that failed. At most once: tasks are popped. Either way several tasks may be
 //! taken per round trip (the prefetch, adapted to how long tasks take), and a Redis error
 //! never ends the thread: it backs off, reconnects and resynchronises.
 
@@ -13,15 +14,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use redis::Connection;
-use serde::Serialize;
 
-use crate::backend::ops::{self, Payload};
+use crate::backend::ops::{self, Effect, Mode, Payload};
 use crate::backend::{Delivery, RedisQueueBackend};
+use crate::dead::DeadLetter;
 use crate::dispatch::{Args, CallError};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
-use crate::registry::Registry;
-use crate::task::{now_millis, Task};
+use crate::registry::{Registry, TaskDef};
+use crate::retry;
+use crate::task::{now_millis, Task, TaskId};
 
 /// Work done per claim that the adaptive prefetch aims at.
 const PREFETCH_TARGET: Duration = Duration::from_millis(5);
@@ -31,6 +33,7 @@ const PREFETCH_TARGET: Duration = Duration::from_millis(5);
 pub(crate) struct Counters {
     pub(crate) processed: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
     pub(crate) dead: AtomicU64,
 }
 
@@ -50,14 +53,22 @@ pub(crate) struct Consumer {
 struct State {
     keys: QueueKeys,
     con: Option<Connection>,
-    /// Tasks taken and not yet started, in order, after `done` finished ones.
+    /// Tasks taken, in order: the first `done` have finished.
     taken: Vec<Payload>,
-    /// How many of `taken` have finished (and, at least once, await acknowledgement).
+    /// How many of `taken` have finished and await settling.
     done: usize,
+    /// Outcomes of finished tasks that failed, applied with the next settle.
+    effects: Vec<Effect>,
     /// After an error: reread the claimed list before going on.
     resync: bool,
     /// Mean run time of recent tasks, for the prefetch.
     mean_run: Duration,
+}
+
+/// How one task ended, as far as settling is concerned.
+enum Outcome {
+    Done,
+    Effect(Effect),
 }
 
 impl Consumer {
@@ -68,12 +79,13 @@ impl Consumer {
             con: None,
             taken: Vec::new(),
             done: 0,
+            effects: Vec::new(),
             resync: false,
             // Pessimistic until measured: the first claim takes one task.
             mean_run: PREFETCH_TARGET,
         };
         let mut backoff = Duration::ZERO;
-        while !self.stop.load(Ordering::Acquire) {
+        while !self.stopping() {
             match self.step(&mut state) {
                 Ok(()) => backoff = Duration::ZERO,
                 Err(err) => {
@@ -94,15 +106,22 @@ impl Consumer {
         self.hand_back(&mut state);
     }
 
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
     fn step(&self, state: &mut State) -> Result<()> {
         if state.con.is_none() {
             state.con = Some(self.backend.dedicated_connection()?);
         }
-        self.resync_if_needed(state)?;
+        if state.resync {
+            self.resync(state)?;
+        }
         if state.done == state.taken.len() {
             self.take(state)?;
         }
-        self.run_taken(state)
+        self.run_taken(state);
+        Ok(())
     }
 
     fn delivery(&self) -> Delivery {
@@ -117,89 +136,89 @@ impl Consumer {
             .clamp(1, self.max_prefetch.max(1))
     }
 
-    /// Acknowledges what is done and takes more, blocking when the queue is empty.
-    fn take(&self, state: &mut State) -> Result<()> {
+    /// One settle round trip; on success the finished tasks and their effects are gone.
+    fn settle(&self, state: &mut State, max: usize, mode: Mode) -> Result<Vec<Payload>> {
         let config = self.backend.config();
+        let Some(con) = state.con.as_mut() else {
+            return Err(Error::Config("no connection".to_owned()));
+        };
+        let items = ops::settle(
+            con,
+            &state.keys,
+            &self.id,
+            config.lease,
+            state.done,
+            max,
+            mode,
+            &state.effects,
+            config.dead_retention(),
+        )?;
+        state.taken.clear();
+        state.done = 0;
+        state.effects.clear();
+        Ok(items)
+    }
+
+    /// Settles what is done and takes more, blocking when the queue is empty.
+    fn take(&self, state: &mut State) -> Result<()> {
+        let block = self.backend.config().block_timeout;
         let max = self.prefetch(state);
+        let mode = match self.delivery() {
+            Delivery::AtLeastOnce => Mode::Claim,
+            Delivery::AtMostOnce => Mode::Pop,
+        };
+        state.taken = self.settle(state, max, mode)?;
+        if !state.taken.is_empty() || self.stopping() {
+            return Ok(());
+        }
         let Some(con) = state.con.as_mut() else {
             return Ok(());
         };
-        match self.delivery() {
-            Delivery::AtLeastOnce => {
-                let items = ops::claim(con, &state.keys, &self.id, config.lease, state.done, max)?;
-                state.taken = items;
-                state.done = 0;
-                if state.taken.is_empty() && !self.stop.load(Ordering::Acquire) {
-                    if let Some(item) =
-                        ops::claim_blocking(con, &state.keys, &self.id, config.block_timeout)?
-                    {
-                        state.taken.push(item);
-                    }
-                }
-            }
-            Delivery::AtMostOnce => {
-                state.taken = ops::pop(con, &state.keys, max)?;
-                state.done = 0;
-                if state.taken.is_empty() && !self.stop.load(Ordering::Acquire) {
-                    if let Some(item) = ops::pop_blocking(con, &state.keys, config.block_timeout)? {
-                        state.taken.push(item);
-                    }
-                }
-            }
-        }
+        let item = match mode {
+            Mode::Claim => ops::claim_blocking(con, &state.keys, &self.id, block)?,
+            _ => ops::pop_blocking(con, &state.keys, block)?,
+        };
+        state.taken.extend(item);
         Ok(())
     }
 
-    fn resync_if_needed(&self, state: &mut State) -> Result<()> {
-        if state.resync {
-            self.resync(state)?;
-        }
-        Ok(())
-    }
-
-    /// After a failed round trip: rereads the claimed list, which is the truth, and
-    /// acknowledges the finished tasks if that acknowledgement did not land.
+    /// After a failed round trip: rereads the claimed list, which is the truth. If the
+    /// last settle did not land, the finished tasks are still at its head: settle them
+    /// again (with their effects). Then go on with whatever the list holds.
     fn resync(&self, state: &mut State) -> Result<()> {
         if self.delivery() == Delivery::AtMostOnce {
-            // Popped tasks are only here: keep them and go on.
+            // Popped tasks are only here, and effects are idempotent: keep both.
             state.resync = false;
             return Ok(());
         }
         let Some(con) = state.con.as_mut() else {
             return Ok(());
         };
-        let mut claimed = ops::claimed(con, &state.keys, &self.id)?;
-        if state.done > 0 && claimed.first() == state.taken.first() {
-            let done = state.done.min(claimed.len());
-            ops::claim(
-                con,
-                &state.keys,
-                &self.id,
-                self.backend.config().lease,
-                done,
-                0,
-            )?;
-            claimed.drain(..done);
+        let claimed = ops::claimed(con, &state.keys, &self.id)?;
+        let settle_lost = state.done > 0 && claimed.first() == state.taken.first();
+        if settle_lost {
+            state.done = state.done.min(claimed.len());
+            state.taken = claimed;
+            let rest = state.taken.split_off(state.done);
+            self.settle(state, 0, Mode::Claim)?;
+            state.taken = rest;
+        } else {
+            state.taken = claimed;
+            state.done = 0;
+            state.effects.clear();
         }
-        state.taken = claimed;
-        state.done = 0;
         state.resync = false;
         Ok(())
     }
 
     /// Runs the taken tasks in order until they are done or shutdown starts.
-    fn run_taken(&self, state: &mut State) -> Result<()> {
+    fn run_taken(&self, state: &mut State) {
         let started = Instant::now();
         let first = state.done;
-        while state.done < state.taken.len() {
-            if self.stop.load(Ordering::Acquire) {
-                break;
+        while state.done < state.taken.len() && !self.stopping() {
+            if let Outcome::Effect(effect) = self.process(&state.taken[state.done]) {
+                state.effects.push(effect);
             }
-            let payload = &state.taken[state.done];
-            let Some(con) = state.con.as_mut() else {
-                break;
-            };
-            self.process(con, &state.keys, payload)?;
             state.done += 1;
         }
         let ran = state.done - first;
@@ -207,128 +226,143 @@ impl Consumer {
             let per_task = started.elapsed() / u32::try_from(ran).unwrap_or(u32::MAX);
             state.mean_run = (state.mean_run * 3 + per_task) / 4;
         }
-        Ok(())
     }
 
-    /// Runs one task. Errors only when a dead letter could not be written.
-    fn process(&self, con: &mut Connection, keys: &QueueKeys, payload: &[u8]) -> Result<()> {
+    /// Runs one task; what to record if it did not succeed.
+    fn process(&self, payload: &[u8]) -> Outcome {
         let Ok(text) = std::str::from_utf8(payload) else {
-            return self.dead_letter(con, keys, payload, None, "payload is not valid UTF-8");
+            return self.dead(payload, None, None, 0, "payload is not valid UTF-8");
         };
         let task = match Task::decode(text) {
             Ok(task) => task,
             Err(err) => {
                 let reason = format!("malformed task JSON: {err}");
-                return self.dead_letter(con, keys, payload, None, &reason);
+                return self.dead(payload, None, None, 0, &reason);
             }
+        };
+        let id = match &task.id {
+            Some(id) => id.to_string(),
+            None => TaskId::generate().to_string(),
         };
         let Some(def) = self.registry.get(&task.name) else {
             let reason = format!("task `{}` is not registered in this binary", task.name);
-            return self.dead_letter(con, keys, payload, Some(&task), &reason);
+            return self.dead(payload, Some(&id), Some(&task.name), task.attempts, &reason);
         };
-        let id = task.id.as_deref().unwrap_or("-");
         let outcome = catch_unwind(AssertUnwindSafe(|| (def.call)(Args::new(task.args))));
-        match outcome {
+        let message = match outcome {
             Ok(Ok(_result)) => {
                 self.counters.processed.fetch_add(1, Ordering::Relaxed);
                 log::trace!("task {} {id} done", def.name);
-                Ok(())
-            }
-            Ok(Err(CallError::Failed(message))) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                log::error!("task {} {id} failed: {message}", def.name);
-                Ok(())
+                return Outcome::Done;
             }
             Ok(Err(CallError::BadArgs(message))) => {
                 let reason = format!("bad arguments: {message}");
-                self.dead_letter(con, keys, payload, Some(&task), &reason)
+                return self.dead(payload, Some(&id), Some(def.name), task.attempts, &reason);
             }
-            Err(panic) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                let message = panic_message(panic.as_ref());
-                log::error!("task {} {id} panicked: {message}", def.name);
-                Ok(())
-            }
+            Ok(Err(CallError::Failed(message))) => message,
+            Err(panic) => format!("panicked: {}", panic_message(panic.as_ref())),
+        };
+        self.failed(text, &id, def, task.attempts + 1, &message)
+    }
+
+    /// A task that ran and failed: a retry while it has retries left, else a dead letter.
+    fn failed(&self, text: &str, id: &str, def: &TaskDef, attempt: u32, message: &str) -> Outcome {
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        let now = now_millis();
+        let payload = retry::record_attempt(text, id, attempt, message, now)
+            .unwrap_or_else(|| text.as_bytes().to_vec());
+        if attempt > def.retries {
+            let reason = format!("failed after {attempt} attempt(s): {message}");
+            return self.dead(&payload, Some(id), Some(def.name), attempt, &reason);
+        }
+        let delay = self
+            .backend
+            .config()
+            .backoff
+            .delay(attempt, fastrand::f64());
+        self.counters.retried.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "task {} {id} failed (attempt {attempt} of {}): {message}; retrying in {delay:?}",
+            def.name,
+            def.retries + 1
+        );
+        Outcome::Effect(Effect::Retry {
+            due: now + ops::millis(delay),
+            payload,
+        })
+    }
+
+    fn dead(
+        &self,
+        payload: &[u8],
+        id: Option<&str>,
+        name: Option<&str>,
+        attempts: u32,
+        reason: &str,
+    ) -> Outcome {
+        let letter = DeadLetter {
+            id: id.map_or_else(|| TaskId::generate().to_string(), str::to_owned),
+            queue: self.queue.clone(),
+            name: name.map(str::to_owned),
+            reason: reason.to_owned(),
+            attempts,
+            failed_at: now_millis(),
+            worker: self.id.clone(),
+            payload: String::from_utf8_lossy(payload).into_owned(),
+        };
+        self.counters.dead.fetch_add(1, Ordering::Relaxed);
+        log::error!(
+            "task {} set aside in the dead letters of `{}`: {reason}",
+            letter.id,
+            self.queue
+        );
+        match serde_json::to_vec(&letter) {
+            Ok(record) => Outcome::Effect(Effect::Dead {
+                at: letter.failed_at,
+                record,
+            }),
+            // Serializing strings and numbers cannot fail; were it to, the task is dropped
+            // with the error above in the log.
+            Err(_) => Outcome::Done,
         }
     }
 
-    fn dead_letter(
-        &self,
-        con: &mut Connection,
-        keys: &QueueKeys,
-        payload: &[u8],
-        task: Option<&Task<'_>>,
-        reason: &str,
-    ) -> Result<()> {
-        let record = DeadRecord {
-            queue: &self.queue,
-            id: task.and_then(|t| t.id.as_deref()),
-            name: task.map(|t| t.name.as_ref()),
-            reason,
-            payload: &String::from_utf8_lossy(payload),
-            failed_at: now_millis(),
-            worker: &self.id,
-        };
-        let encoded = serde_json::to_vec(&record).map_err(crate::Error::Serialize)?;
-        ops::dead_letter(con, keys, &encoded, self.backend.config().dead_max)?;
-        self.counters.dead.fetch_add(1, Ordering::Relaxed);
-        log::error!(
-            "task {} set aside in the dead-letter list of `{}`: {reason}",
-            record.id.unwrap_or("-"),
-            self.queue
-        );
-        Ok(())
-    }
-
-    /// Acknowledges what is done and returns what was not started to the queue.
+    /// Settles what is done and returns what was not started to the queue.
     fn hand_back(&self, state: &mut State) {
         let unstarted = state.taken.len().saturating_sub(state.done);
-        let con = match state.con.take() {
-            Some(con) => Some(con),
-            None => self.backend.dedicated_connection().ok(),
-        };
-        let Some(con) = con else {
-            log::warn!(
-                "consumer {} could not reach redis to hand back {unstarted} task(s)",
-                self.id
-            );
-            return;
-        };
-        state.con = Some(con);
+        if state.con.is_none() {
+            state.con = self.backend.dedicated_connection().ok();
+        }
         let result = match self.delivery() {
-            // After an error the claimed list is the truth: reread it first.
-            Delivery::AtLeastOnce => self.resync_if_needed(state).and_then(|()| {
+            Delivery::AtLeastOnce => (|| {
+                if state.resync {
+                    self.resync(state)?;
+                }
+                self.settle(state, 0, Mode::Release).map(|_| ())
+            })(),
+            Delivery::AtMostOnce => (|| {
+                let rest = state.taken.split_off(state.done);
+                self.settle(state, 0, Mode::Pop)?;
                 let Some(con) = state.con.as_mut() else {
-                    return Ok(());
+                    return Err(Error::Config("no connection".to_owned()));
                 };
-                ops::release(con, &state.keys, &self.id, state.done)?;
+                ops::push_front(con, &state.keys, &rest)?;
                 Ok(())
-            }),
-            Delivery::AtMostOnce => match state.con.as_mut() {
-                Some(con) => ops::push_front(con, &state.keys, &state.taken[state.done..])
-                    .map_err(Into::into),
-                None => Ok(()),
-            },
+            })(),
         };
         if let Err(err) = result {
             log::warn!(
-                "consumer {} could not hand back {unstarted} task(s): {err}",
-                self.id
+                "consumer {} could not hand back {unstarted} task(s) of `{}`: {err}{}",
+                self.id,
+                self.queue,
+                if self.delivery() == Delivery::AtLeastOnce {
+                    "; they return to the queue when the lease runs out"
+                } else {
+                    ""
+                }
             );
         }
     }
-}
-
-/// A dead-letter record, as stored in `<ns>:{<queue>}:dead`.
-#[derive(Serialize)]
-struct DeadRecord<'a> {
-    queue: &'a str,
-    id: Option<&'a str>,
-    name: Option<&'a str>,
-    reason: &'a str,
-    payload: &'a str,
-    failed_at: u64,
-    worker: &'a str,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -337,6 +371,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     } else if let Some(s) = panic.downcast_ref::<String>() {
         s.clone()
     } else {
-        "panic with a non-string payload".to_owned()
+        "a non-string payload".to_owned()
     }
 }

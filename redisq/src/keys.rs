@@ -8,7 +8,8 @@
 //! | `<ns>:{<queue>}:pending` | list | task payloads waiting, oldest at the head |
 //! | `<ns>:{<queue>}:claimed:<consumer>` | list | payloads taken by one consumer thread and not yet acknowledged |
 //! | `<ns>:{<queue>}:leases` | sorted set | consumer id → lease deadline (Unix ms) |
-//! | `<ns>:{<queue>}:dead` | list | dead-letter records (JSON), newest at the tail |
+//! | `<ns>:{<queue>}:scheduled` | sorted set | payloads of delayed tasks and retries → due time (Unix ms) |
+//! | `<ns>:{<queue>}:dead` | sorted set | dead-letter records (JSON) → when they died (Unix ms) |
 
 /// The keys of one queue in one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,12 @@ impl QueueKeys {
         format!("{}:leases", self.base)
     }
 
-    /// The dead-letter list.
+    /// The sorted set of delayed tasks and retries, by due time.
+    pub(crate) fn scheduled(&self) -> String {
+        format!("{}:scheduled", self.base)
+    }
+
+    /// The sorted set of dead-letter records, by time of death.
     pub(crate) fn dead(&self) -> String {
         format!("{}:dead", self.base)
     }
@@ -59,6 +65,7 @@ mod tests {
         assert_eq!(keys.pending(), "app:{emails}:pending");
         assert_eq!(keys.claimed("c1"), "app:{emails}:claimed:c1");
         assert_eq!(keys.leases(), "app:{emails}:leases");
+        assert_eq!(keys.scheduled(), "app:{emails}:scheduled");
         assert_eq!(keys.dead(), "app:{emails}:dead");
     }
 

@@ -28,11 +28,13 @@
 
 mod backend;
 mod consumer;
+mod dead;
 mod dispatch;
 mod error;
 mod keys;
 mod producer;
 mod registry;
+mod retry;
 mod task;
 mod worker;
 
@@ -41,6 +43,7 @@ mod worker;
 pub mod __private;
 
 pub use backend::{Delivery, RedisQueueBackend};
+pub use dead::DeadLetter;
 pub use error::{Error, Result};
 pub use producer::init;
 pub use task::TaskId;

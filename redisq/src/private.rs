@@ -8,6 +8,8 @@ pub use crate::dispatch::{
 };
 pub use crate::registry::TaskDef;
 
+use std::time::{Duration, SystemTime};
+
 use serde::Serialize;
 
 use crate::backend::RedisQueueBackend;
@@ -27,4 +29,24 @@ pub fn enqueue<A: Serialize + ?Sized>(
 /// Enqueues a call of `def` on its default queue of the global backend.
 pub fn enqueue_global<A: Serialize + ?Sized>(def: &TaskDef, args: &A) -> Result<TaskId> {
     producer::enqueue_on(&producer::global()?, def, def.queue, args)
+}
+
+/// Enqueues a call of `def` on its default queue of `backend`, due after `delay`.
+pub fn enqueue_in<A: Serialize + ?Sized>(
+    backend: &RedisQueueBackend,
+    def: &TaskDef,
+    delay: Duration,
+    args: &A,
+) -> Result<TaskId> {
+    producer::schedule_on(backend, def, def.queue, SystemTime::now() + delay, args)
+}
+
+/// Enqueues a call of `def` on its default queue of `backend`, due at `at`.
+pub fn enqueue_at<A: Serialize + ?Sized>(
+    backend: &RedisQueueBackend,
+    def: &TaskDef,
+    at: SystemTime,
+    args: &A,
+) -> Result<TaskId> {
+    producer::schedule_on(backend, def, def.queue, at, args)
 }

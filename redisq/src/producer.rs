@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -90,6 +91,26 @@ pub(crate) fn enqueue_on<A: Serialize + ?Sized>(
     let id = TaskId::generate();
     let payload = encode(&id, def.name, queue, args)?;
     backend.push(queue, &payload)?;
+    Ok(id)
+}
+
+/// Enqueues a call of `def` with `args` on `queue`, due at `at`.
+pub(crate) fn schedule_on<A: Serialize + ?Sized>(
+    backend: &RedisQueueBackend,
+    def: &TaskDef,
+    queue: &str,
+    at: SystemTime,
+    args: &A,
+) -> Result<TaskId> {
+    if queue.is_empty() {
+        return Err(Error::Config("queue name must not be empty".to_owned()));
+    }
+    let due = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let id = TaskId::generate();
+    let payload = encode(&id, def.name, queue, args)?;
+    backend.schedule(queue, due, &payload)?;
     Ok(id)
 }
 

@@ -20,12 +20,14 @@ pub struct TaskDef {
     pub params: &'static [&'static str],
     /// Worker threads for the default queue.
     pub workers: usize,
+    /// Retries of a failed call before it goes to the dead letters.
+    pub retries: u32,
     /// Decodes the arguments and runs the function.
     pub call: fn(Args<'_>) -> CallResult,
 }
 
 impl TaskDef {
-    /// A task definition with defaults (one worker thread).
+    /// A task definition with defaults (one worker thread, three retries).
     #[must_use]
     pub const fn new(
         name: &'static str,
@@ -38,6 +40,7 @@ impl TaskDef {
             queue,
             params,
             workers: 1,
+            retries: 3,
             call,
         }
     }
@@ -46,6 +49,13 @@ impl TaskDef {
     #[must_use]
     pub const fn workers(mut self, workers: usize) -> TaskDef {
         self.workers = workers;
+        self
+    }
+
+    /// Sets the retries of a failed call.
+    #[must_use]
+    pub const fn retries(mut self, retries: u32) -> TaskDef {
+        self.retries = retries;
         self
     }
 }

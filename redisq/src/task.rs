@@ -9,6 +9,8 @@
 //! `args` is a JSON array of positional arguments, or an object keyed by parameter
 //! name. Only `name` is required of a foreign producer: a missing `id` is generated,
 //! missing `args` mean no arguments, `enqueued_at` is Unix time in milliseconds.
+//! A retried task also carries `attempts` (attempts made so far) and `errors`
+//! (`[{"attempt", "error", "at"}]`, one per failed attempt).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -78,6 +80,9 @@ pub(crate) struct Task<'a> {
     /// Unix time in milliseconds at which it was enqueued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueued_at: Option<u64>,
+    /// Attempts already made (0 for a new task).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 impl<'a> Task<'a> {
@@ -115,11 +120,12 @@ mod tests {
             queue: Some("q".into()),
             args: Some(&args),
             enqueued_at: Some(5),
+            attempts: 0,
         };
         let json = serde_json::to_string(&task).expect("encode");
         assert_eq!(
             json,
-            r#"{"id":"abc","name":"m::f","queue":"q","args":[1,"two"],"enqueued_at":5}"#
+            r#"{"id":"abc","name":"m::f","queue":"q","args":[1,"two"],"enqueued_at":5,"attempts":0}"#
         );
         let back = Task::decode(&json).expect("decode");
         assert_eq!(back.args.map(RawValue::get), Some("[1,\"two\"]"));

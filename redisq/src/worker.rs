@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -47,10 +47,20 @@ pub fn threaded_worker(backend: RedisQueueBackend) -> Result<Worker> {
 pub struct Worker {
     id: String,
     queues: BTreeMap<String, usize>,
+    backend: RedisQueueBackend,
     stop: Arc<AtomicBool>,
     wake: Option<Sender<()>>,
-    threads: Vec<JoinHandle<()>>,
+    consumers: Vec<ConsumerThread>,
+    heartbeat: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
+}
+
+/// A running consumer thread and what identifies its claimed list.
+#[derive(Debug)]
+struct ConsumerThread {
+    queue: String,
+    id: String,
+    handle: JoinHandle<()>,
 }
 
 /// Counts of what one [`Worker`] ran since it started.
@@ -59,9 +69,12 @@ pub struct Worker {
 pub struct WorkerCounts {
     /// Tasks that ran and succeeded.
     pub processed: u64,
-    /// Tasks that returned `Err` or panicked.
+    /// Attempts that returned `Err` or panicked.
     pub failed: u64,
-    /// Tasks set aside in a dead-letter list (undecodable, unknown, bad arguments).
+    /// Failed attempts scheduled to run again.
+    pub retried: u64,
+    /// Tasks set aside in the dead letters (out of retries, undecodable, unknown, bad
+    /// arguments).
     pub dead: u64,
 }
 
@@ -104,6 +117,7 @@ impl Worker {
         WorkerCounts {
             processed: self.counters.processed.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
+            retried: self.counters.retried.load(Ordering::Relaxed),
             dead: self.counters.dead.load(Ordering::Relaxed),
         }
     }
@@ -113,24 +127,61 @@ impl Worker {
     ///
     /// Idle threads notice within the backend's block timeout (1 s by default).
     pub fn shutdown(mut self) {
-        self.stop_and_join();
+        self.stop_and_join(None);
     }
 
-    fn stop_and_join(&mut self) {
+    /// Like [`shutdown`](Worker::shutdown), but waits at most `timeout` for running tasks.
+    /// The claimed tasks of threads still busy then (the running one included) go back to
+    /// the head of their queue at once, for other workers, instead of after the lease;
+    /// those threads are left to finish on their own, and the task they run may so run
+    /// twice. Returns whether every thread finished in time.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        self.stop_and_join(Some(Instant::now() + timeout))
+    }
+
+    fn stop_and_join(&mut self, deadline: Option<Instant>) -> bool {
         self.stop.store(true, Ordering::Release);
         // Disconnecting the channel wakes every thread sleeping on it.
         self.wake = None;
-        for handle in self.threads.drain(..) {
-            if handle.join().is_err() {
-                log::error!("a worker thread panicked");
+        if let Some(deadline) = deadline {
+            while Instant::now() < deadline
+                && self.consumers.iter().any(|c| !c.handle.is_finished())
+            {
+                thread::sleep(Duration::from_millis(2));
             }
         }
+        let mut all_finished = true;
+        for consumer in self.consumers.drain(..) {
+            if deadline.is_some() && !consumer.handle.is_finished() {
+                all_finished = false;
+                match self.backend.release_consumer(&consumer.queue, &consumer.id) {
+                    Ok(moved) => log::warn!(
+                        "consumer {} still busy at the shutdown deadline: {moved} task(s) of `{}` handed back",
+                        consumer.id,
+                        consumer.queue
+                    ),
+                    Err(err) => log::warn!(
+                        "consumer {} still busy at the shutdown deadline; its tasks of `{}` return when the lease runs out: {err}",
+                        consumer.id,
+                        consumer.queue
+                    ),
+                }
+                continue; // detached: it finishes on its own
+            }
+            if consumer.handle.join().is_err() {
+                log::error!("consumer thread {} panicked", consumer.id);
+            }
+        }
+        if let Some(heartbeat) = self.heartbeat.take() {
+            let _ = heartbeat.join();
+        }
+        all_finished
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.stop_and_join();
+        self.stop_and_join(None);
     }
 }
 
@@ -217,9 +268,11 @@ impl WorkerBuilder {
         let mut worker = Worker {
             id: id.clone(),
             queues: queues.clone(),
+            backend: self.backend.clone(),
             stop: stop.clone(),
             wake: Some(wake_tx),
-            threads: Vec::new(),
+            consumers: Vec::new(),
+            heartbeat: None,
             counters: counters.clone(),
         };
         let mut consumers: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -235,15 +288,20 @@ impl WorkerBuilder {
                     wake: wake_rx.clone(),
                     max_prefetch: self.prefetch,
                 };
+                let consumer_id = consumer.id.clone();
                 consumers
                     .entry(queue.clone())
                     .or_default()
-                    .push(consumer.id.clone());
+                    .push(consumer_id.clone());
                 let handle = thread::Builder::new()
                     .name(format!("redisq-{queue}-{n}"))
                     .spawn(move || consumer.run())
                     .map_err(Error::Spawn)?;
-                worker.threads.push(handle);
+                worker.consumers.push(ConsumerThread {
+                    queue: queue.clone(),
+                    id: consumer_id,
+                    handle,
+                });
             }
         }
         let heartbeat = Heartbeat {
@@ -255,7 +313,7 @@ impl WorkerBuilder {
             .name("redisq-heartbeat".to_owned())
             .spawn(move || heartbeat.run())
             .map_err(Error::Spawn)?;
-        worker.threads.push(handle);
+        worker.heartbeat = Some(handle);
         Ok(worker)
     }
 }

@@ -43,13 +43,13 @@ fn add_point(key: String, point: Point) -> Result<i64, String> {
     Ok(sum)
 }
 
-#[fifo(queue = "trouble")]
+#[fifo(queue = "trouble", retries = 0)]
 fn fails(key: String) -> Result<(), String> {
     SEEN.lock().unwrap().entry(key).or_default().push(1);
     Err("this task always fails".to_owned())
 }
 
-#[fifo(queue = "trouble")]
+#[fifo(queue = "trouble", retries = 0)]
 fn panics(key: String) {
     SEEN.lock().unwrap().entry(key).or_default().push(2);
     panic!("this task always panics");
@@ -220,13 +220,15 @@ fn poison_payloads_go_to_the_dead_letter_list_and_the_worker_goes_on() {
     wait_until(WAIT, "the good task after the poison ones", || {
         seen(&key) == [42]
     });
-    wait_until(WAIT, "four dead letters", || ns.llen("record", "dead") == 4);
+    wait_until(WAIT, "four dead letters", || {
+        ns.backend.dead_count("record").unwrap() == 4
+    });
     let counts = workers.counts();
     workers.shutdown();
     assert_eq!((counts.processed, counts.dead), (1, 4));
 
     let dead = ns.dead("record");
-    let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
     assert!(
         reasons[0].starts_with("malformed task JSON"),
         "{}",
@@ -242,12 +244,13 @@ fn poison_payloads_go_to_the_dead_letter_list_and_the_worker_goes_on() {
         reasons[2]
     );
     assert_eq!(reasons[3], "bad arguments: expected 2 argument(s), got 1");
-    assert_eq!(dead[0]["payload"], "{not json");
-    assert_eq!(dead[1]["id"], "u1");
-    assert_eq!(dead[2]["name"], "core::record");
+    assert_eq!(dead[0].payload, "{not json");
+    assert_eq!(dead[0].name, None);
+    assert_eq!(dead[1].id, "u1");
+    assert_eq!(dead[2].name.as_deref(), Some("core::record"));
     assert!(dead
         .iter()
-        .all(|d| d["queue"] == "record" && d["failed_at"].as_u64().is_some()));
+        .all(|d| d.queue == "record" && d.failed_at > 0 && d.attempts == 0));
     assert_eq!(ns.llen("record", "pending"), 0);
 }
 
@@ -272,9 +275,16 @@ fn failing_and_panicking_tasks_are_counted_and_the_thread_survives() {
         workers.counts().failed == 4
     });
     workers.shutdown();
-    assert!(
-        ns.dead("trouble").is_empty(),
-        "a failure is not a dead letter"
+    // With no retries left, each failure is a dead letter with its message.
+    let reasons: Vec<String> = ns.dead("trouble").into_iter().map(|d| d.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            "failed after 1 attempt(s): this task always fails",
+            "failed after 1 attempt(s): panicked: this task always panics",
+            "failed after 1 attempt(s): panicked: this task always panics",
+            "failed after 1 attempt(s): this task always fails",
+        ]
     );
 }
 

@@ -14,8 +14,11 @@ use std::time::Duration;
 
 use redis::IntoConnectionInfo;
 
+use crate::dead::DeadLetter;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
+use crate::retry::{self, Backoff};
+use ops::DeadRetention;
 use pool::{Pool, Pooled};
 
 /// How a worker takes tasks from a queue.
@@ -40,7 +43,18 @@ pub(crate) struct Config {
     pub(crate) block_timeout: Duration,
     pub(crate) timeout: Duration,
     pub(crate) delivery: Delivery,
+    pub(crate) backoff: Backoff,
     pub(crate) dead_max: usize,
+    pub(crate) dead_max_age: Duration,
+}
+
+impl Config {
+    pub(crate) fn dead_retention(&self) -> DeadRetention {
+        DeadRetention {
+            max: self.dead_max,
+            max_age_ms: ops::millis(self.dead_max_age),
+        }
+    }
 }
 
 /// The Redis queue backend: where tasks are pushed and from where workers take them.
@@ -120,7 +134,12 @@ impl RedisQueueBackend {
             block_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
             delivery: Delivery::AtLeastOnce,
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(600),
+            },
             dead_max: 10_000,
+            dead_max_age: Duration::from_secs(180 * 24 * 3600),
         };
         let pool = Pool::new(client, config.timeout, config.timeout, 64);
         Ok(RedisQueueBackend {
@@ -171,11 +190,31 @@ impl RedisQueueBackend {
         self
     }
 
-    /// Sets how many records each queue's dead-letter list keeps (the oldest are
-    /// trimmed). Default 10,000; zero keeps none.
+    /// Sets the backoff between attempts of a failed task: the n-th retry waits
+    /// `base · 2^(n-1)`, at most `cap`, less a random part of up to half (jitter).
+    /// Default 1 s and 10 min. Zero `base` retries at once.
+    #[must_use]
+    pub fn with_retry_backoff(mut self, base: Duration, cap: Duration) -> Self {
+        Arc::make_mut(&mut self.config).backoff = Backoff {
+            base,
+            cap: cap.max(base),
+        };
+        self
+    }
+
+    /// Sets how many records each queue's dead letters keep: the oldest are dropped when
+    /// a new one comes. Default 10,000; zero keeps none.
     #[must_use]
     pub fn with_dead_letter_limit(mut self, max: usize) -> Self {
         Arc::make_mut(&mut self.config).dead_max = max;
+        self
+    }
+
+    /// Sets the age past which dead letters are dropped (when a new one comes). Default
+    /// 180 days; zero means no age bound.
+    #[must_use]
+    pub fn with_dead_letter_max_age(mut self, max_age: Duration) -> Self {
+        Arc::make_mut(&mut self.config).dead_max_age = max_age;
         self
     }
 
@@ -259,6 +298,192 @@ impl RedisQueueBackend {
                 return Ok(total);
             }
         }
+    }
+
+    /// How many delayed tasks and retries wait in `queue`'s scheduled set.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn scheduled(&self, queue: &str) -> Result<usize> {
+        let key = self.keys(queue).scheduled();
+        let mut con = self.connection()?;
+        Ok(con.run(|c| redis::cmd("ZCARD").arg(&key).query(c))?)
+    }
+
+    /// How many dead letters `queue` holds.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn dead_count(&self, queue: &str) -> Result<usize> {
+        let key = self.keys(queue).dead();
+        let mut con = self.connection()?;
+        Ok(con.run(|c| redis::cmd("ZCARD").arg(&key).query(c))?)
+    }
+
+    /// A page of `queue`'s dead letters, newest first: `limit` records from `offset`.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn dead_letters(
+        &self,
+        queue: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .dead_records(queue, offset, limit)?
+            .into_iter()
+            .map(|(_, letter)| letter)
+            .collect())
+    }
+
+    /// Raw records with their decoded form, newest first.
+    fn dead_records(
+        &self,
+        queue: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, DeadLetter)>> {
+        let key = self.keys(queue).dead();
+        let last = offset.saturating_add(limit).saturating_sub(1);
+        let mut con = self.connection()?;
+        let raw: Vec<Vec<u8>> = con.run(|c| {
+            redis::cmd("ZREVRANGE")
+                .arg(&key)
+                .arg(offset)
+                .arg(last)
+                .query(c)
+        })?;
+        Ok(raw
+            .into_iter()
+            .filter_map(
+                |record| match serde_json::from_slice::<DeadLetter>(&record) {
+                    Ok(letter) => Some((record, letter)),
+                    Err(err) => {
+                        log::warn!("skipping an unreadable dead-letter record in `{queue}`: {err}");
+                        None
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Moves the dead letter of task `id` back to the tail of `queue` with its attempt
+    /// count reset (its past errors stay in the payload). False when no such record exists.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn requeue_dead(&self, queue: &str, id: &str) -> Result<bool> {
+        const PAGE: usize = 1000;
+        let keys = self.keys(queue);
+        let mut offset = 0;
+        loop {
+            let page = self.dead_records(queue, offset, PAGE)?;
+            if let Some((record, letter)) = page.iter().find(|(_, letter)| letter.id == id) {
+                let payload = retry::reset_attempts(&letter.payload);
+                let mut con = self.connection()?;
+                return Ok(con.run(|c| ops::requeue(c, &keys, record, &payload))?);
+            }
+            if page.len() < PAGE {
+                return Ok(false);
+            }
+            offset += PAGE;
+        }
+    }
+
+    /// Moves every dead letter of `queue` back to its tail, oldest first, with attempt
+    /// counts reset; says how many moved. Letters that die while it runs stay dead.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached; the letters moved until then stay moved.
+    pub fn requeue_all_dead(&self, queue: &str) -> Result<usize> {
+        let keys = self.keys(queue);
+        let mut con = self.connection()?;
+        let newest: Vec<(Vec<u8>, f64)> = con.run(|c| {
+            redis::cmd("ZREVRANGE")
+                .arg(keys.dead())
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES")
+                .query(c)
+        })?;
+        let Some((_, cutoff)) = newest.into_iter().next() else {
+            return Ok(0);
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut moved = 0;
+        loop {
+            let oldest: Vec<Vec<u8>> = con.run(|c| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(keys.dead())
+                    .arg("-inf")
+                    .arg(cutoff)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(100)
+                    .query(c)
+            })?;
+            let fresh: Vec<Vec<u8>> = oldest
+                .into_iter()
+                .filter(|r| seen.insert(r.clone()))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(moved);
+            }
+            for record in &fresh {
+                let payload = match serde_json::from_slice::<DeadLetter>(record) {
+                    Ok(letter) => retry::reset_attempts(&letter.payload),
+                    // Not a record of ours: hand it on as it is rather than lose it.
+                    Err(_) => record.clone(),
+                };
+                if con.run(|c| ops::requeue(c, &keys, record, &payload))? {
+                    moved += 1;
+                }
+            }
+        }
+    }
+
+    /// Deletes every dead letter of `queue`; says how many there were.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn purge_dead(&self, queue: &str) -> Result<usize> {
+        let key = self.keys(queue).dead();
+        let mut con = self.connection()?;
+        let (count, _): (usize, i64) = con.run(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("ZCARD")
+                .arg(&key)
+                .cmd("DEL")
+                .arg(&key)
+                .query(c)
+        })?;
+        Ok(count)
+    }
+
+    /// Returns a busy consumer's claimed tasks to the head of `queue` at once.
+    pub(crate) fn release_consumer(&self, queue: &str, consumer: &str) -> Result<usize> {
+        let keys = self.keys(queue);
+        let mut con = self.connection()?;
+        Ok(con.run(|c| ops::release_all(c, &keys, consumer))?)
+    }
+
+    /// Adds an encoded task to the scheduled set of `queue`, due at `due` (Unix ms).
+    pub(crate) fn schedule(&self, queue: &str, due: u64, payload: &[u8]) -> Result<()> {
+        let key = self.keys(queue).scheduled();
+        let mut con = self.connection()?;
+        con.run(|c| {
+            redis::cmd("ZADD")
+                .arg(&key)
+                .arg(due)
+                .arg(payload)
+                .query::<()>(c)
+        })?;
+        Ok(())
     }
 
     /// Pushes an encoded task onto the tail of `queue`.

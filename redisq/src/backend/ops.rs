@@ -1,8 +1,10 @@
-//! The queue operations a consumer performs, each one round trip, on its own connection.
+//! The queue operations of consumers and administrators, each one round trip.
 //!
-//! Take, lease and acknowledge are atomic on the Redis side: `claim.lua` acknowledges the
-//! tasks done, renews the lease and claims more in one script; `BLMOVE` claims one task
-//! when the queue was empty; `release.lua` hands claimed tasks back.
+//! Take, lease, acknowledge and the outcome of failed tasks are atomic on the Redis side:
+//! `settle.lua` acknowledges the tasks done, schedules retries and writes dead letters,
+//! promotes due scheduled tasks, renews the lease and claims more, in one script; `BLMOVE`
+//! claims one task when the queue was empty; `recover.lua` returns the tasks of a consumer
+//! whose lease ran out. Every script is `common.lua` followed by its own file.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -11,41 +13,125 @@ use redis::{Connection, RedisResult, Script};
 
 use crate::keys::QueueKeys;
 
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("claim.lua")));
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("renew.lua")));
-static EXPIRED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("expired.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("common.lua"), include_str!($file))))
+    };
+}
+
+static SETTLE: LazyLock<Script> = script!("settle.lua");
+static RENEW: LazyLock<Script> = script!("renew.lua");
+static EXPIRED: LazyLock<Script> = script!("expired.lua");
+static RECOVER: LazyLock<Script> = script!("recover.lua");
+static REQUEUE: LazyLock<Script> = script!("requeue.lua");
 
 /// A raw task payload as stored in a list.
 pub(crate) type Payload = Vec<u8>;
 
-fn millis(d: Duration) -> u64 {
+/// What becomes of a task that did not succeed, applied with the next settle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Run again at `due` (Unix ms): the payload carries the attempt count and errors.
+    Retry { due: u64, payload: Vec<u8> },
+    /// Set aside: a dead-letter record written at `at` (Unix ms).
+    Dead { at: u64, record: Vec<u8> },
+}
+
+/// How a settle ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Renew the lease and claim up to `max` tasks (at least once).
+    Claim,
+    /// Pop up to `max` tasks (at most once).
+    Pop,
+    /// Return every claimed task not done to the head of the queue and drop the lease.
+    Release,
+}
+
+/// Retention of dead letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeadRetention {
+    /// Records kept at most.
+    pub(crate) max: usize,
+    /// Age (ms) past which records are dropped; 0: no bound.
+    pub(crate) max_age_ms: u64,
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Acknowledges `done` tasks at the head of the consumer's claimed list, renews its
-/// lease, and claims up to `max` more (fewer if fewer wait).
-pub(crate) fn claim(
+/// One settle round trip: see `settle.lua`. Returns the tasks taken (none for release).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn settle(
     con: &mut Connection,
     keys: &QueueKeys,
     consumer: &str,
     lease: Duration,
     done: usize,
     max: usize,
+    mode: Mode,
+    effects: &[Effect],
+    retention: DeadRetention,
 ) -> RedisResult<Vec<Payload>> {
-    CLAIM
+    let mut invocation = SETTLE.prepare_invoke();
+    invocation
         .key(keys.pending())
         .key(keys.claimed(consumer))
         .key(keys.leases())
+        .key(keys.scheduled())
+        .key(keys.dead())
         .arg(consumer)
         .arg(millis(lease))
         .arg(done)
         .arg(max)
+        .arg(match mode {
+            Mode::Claim => "claim",
+            Mode::Pop => "pop",
+            Mode::Release => "release",
+        })
+        .arg(retention.max)
+        .arg(retention.max_age_ms)
+        .arg(effects.len());
+    for effect in effects {
+        match effect {
+            Effect::Retry { due, payload } => invocation.arg("retry").arg(*due).arg(payload),
+            Effect::Dead { at, record } => invocation.arg("dead").arg(*at).arg(record),
+        };
+    }
+    if mode == Mode::Release {
+        let _moved: i64 = invocation.invoke(con)?;
+        return Ok(Vec::new());
+    }
+    invocation.invoke(con)
+}
+
+/// Returns every task a consumer claimed to the head of the queue and drops its lease,
+/// acknowledging nothing: for a consumer still busy past a shutdown deadline.
+pub(crate) fn release_all(
+    con: &mut Connection,
+    keys: &QueueKeys,
+    consumer: &str,
+) -> RedisResult<usize> {
+    SETTLE
+        .key(keys.pending())
+        .key(keys.claimed(consumer))
+        .key(keys.leases())
+        .key(keys.scheduled())
+        .key(keys.dead())
+        .arg(consumer)
+        .arg(0)
+        .arg(0)
+        .arg(0)
+        .arg("release")
+        .arg(0)
+        .arg(0)
+        .arg(0)
         .invoke(con)
 }
 
 /// Waits up to `timeout` for a task and claims it (`BLMOVE`). The consumer's lease
-/// must already be current: [`claim`] renews it just before.
+/// must already be current: [`settle`] renews it just before.
 pub(crate) fn claim_blocking(
     con: &mut Connection,
     keys: &QueueKeys,
@@ -61,6 +147,19 @@ pub(crate) fn claim_blocking(
         .query(con)
 }
 
+/// Waits up to `timeout` for one task and pops it without a lease (at most once).
+pub(crate) fn pop_blocking(
+    con: &mut Connection,
+    keys: &QueueKeys,
+    timeout: Duration,
+) -> RedisResult<Option<Payload>> {
+    let popped: Option<(String, Payload)> = redis::cmd("BLPOP")
+        .arg(keys.pending())
+        .arg(timeout.as_secs_f64())
+        .query(con)?;
+    Ok(popped.map(|(_, payload)| payload))
+}
+
 /// The consumer's claimed list, oldest first (used to resynchronise after an error).
 pub(crate) fn claimed(
     con: &mut Connection,
@@ -72,6 +171,23 @@ pub(crate) fn claimed(
         .arg(0)
         .arg(-1)
         .query(con)
+}
+
+/// Puts popped but unstarted tasks back at the head of the queue, in their order.
+pub(crate) fn push_front(
+    con: &mut Connection,
+    keys: &QueueKeys,
+    payloads: &[Payload],
+) -> RedisResult<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = redis::cmd("LPUSH");
+    cmd.arg(keys.pending());
+    for payload in payloads.iter().rev() {
+        cmd.arg(payload);
+    }
+    cmd.query(con)
 }
 
 /// Renews the leases of several consumers of one queue.
@@ -105,87 +221,27 @@ pub(crate) fn recover(
     keys: &QueueKeys,
     consumer: &str,
 ) -> RedisResult<Option<usize>> {
-    let moved: i64 = RELEASE
+    let moved: i64 = RECOVER
         .key(keys.pending())
         .key(keys.claimed(consumer))
         .key(keys.leases())
         .arg(consumer)
-        .arg(0)
-        .arg("expired")
         .invoke(con)?;
     Ok(usize::try_from(moved).ok())
 }
 
-/// Acknowledges `done` tasks, then returns the consumer's other claimed tasks to the
-/// head of the queue at once and drops its lease (graceful shutdown).
-pub(crate) fn release(
-    con: &mut Connection,
-    keys: &QueueKeys,
-    consumer: &str,
-    done: usize,
-) -> RedisResult<usize> {
-    RELEASE
-        .key(keys.pending())
-        .key(keys.claimed(consumer))
-        .key(keys.leases())
-        .arg(consumer)
-        .arg(done)
-        .arg("now")
-        .invoke(con)
-}
-
-/// Pops up to `max` tasks without a lease (at-most-once).
-pub(crate) fn pop(con: &mut Connection, keys: &QueueKeys, max: usize) -> RedisResult<Vec<Payload>> {
-    let items: Option<Vec<Payload>> = redis::cmd("LPOP").arg(keys.pending()).arg(max).query(con)?;
-    Ok(items.unwrap_or_default())
-}
-
-/// Waits up to `timeout` for one task and pops it without a lease (at-most-once).
-pub(crate) fn pop_blocking(
-    con: &mut Connection,
-    keys: &QueueKeys,
-    timeout: Duration,
-) -> RedisResult<Option<Payload>> {
-    let popped: Option<(String, Payload)> = redis::cmd("BLPOP")
-        .arg(keys.pending())
-        .arg(timeout.as_secs_f64())
-        .query(con)?;
-    Ok(popped.map(|(_, payload)| payload))
-}
-
-/// Puts popped but unstarted tasks back at the head of the queue, in their order.
-pub(crate) fn push_front(
-    con: &mut Connection,
-    keys: &QueueKeys,
-    payloads: &[Payload],
-) -> RedisResult<()> {
-    if payloads.is_empty() {
-        return Ok(());
-    }
-    let mut cmd = redis::cmd("LPUSH");
-    cmd.arg(keys.pending());
-    for payload in payloads.iter().rev() {
-        cmd.arg(payload);
-    }
-    cmd.query(con)
-}
-
-/// Appends a dead-letter record and trims the list to its newest `max` records.
-pub(crate) fn dead_letter(
+/// Moves a dead-letter record's payload back to the queue; false when it was gone.
+pub(crate) fn requeue(
     con: &mut Connection,
     keys: &QueueKeys,
     record: &[u8],
-    max: usize,
-) -> RedisResult<()> {
-    let dead = keys.dead();
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    if max == 0 {
-        pipe.cmd("DEL").arg(&dead).ignore();
-    } else {
-        pipe.cmd("RPUSH").arg(&dead).arg(record).ignore();
-        let keep = i64::try_from(max).unwrap_or(i64::MAX);
-        pipe.cmd("LTRIM").arg(&dead).arg(-keep).arg(-1).ignore();
-    }
-    pipe.query(con)
+    payload: &[u8],
+) -> RedisResult<bool> {
+    let moved: i64 = REQUEUE
+        .key(keys.dead())
+        .key(keys.pending())
+        .arg(record)
+        .arg(payload)
+        .invoke(con)?;
+    Ok(moved == 1)
 }

@@ -70,18 +70,14 @@ impl TestNs {
             .expect("llen")
     }
 
-    /// The dead-letter records of a queue, decoded.
-    pub fn dead(&self, queue: &str) -> Vec<serde_json::Value> {
-        let items: Vec<String> = redis::cmd("LRANGE")
-            .arg(self.key(queue, "dead"))
-            .arg(0)
-            .arg(-1)
-            .query(&mut raw())
-            .expect("lrange");
-        items
-            .iter()
-            .map(|s| serde_json::from_str(s).expect("dead record is JSON"))
-            .collect()
+    /// The dead letters of a queue, oldest first.
+    pub fn dead(&self, queue: &str) -> Vec<redisq::DeadLetter> {
+        let mut letters = self
+            .backend
+            .dead_letters(queue, 0, 100_000)
+            .expect("dead letters");
+        letters.reverse();
+        letters
     }
 
     /// Pushes a raw payload, as a producer in another language would.

@@ -1,6 +1,6 @@
 use redisq::fifo;
 
-#[fifo(queue = "emails", retries = 3)]
+#[fifo(queue = "emails", priority = "high")]
 pub fn send_email(_to: String) {}
 
 fn main() {}
