@@ -1,4 +1,5 @@
-//! Parsing of the attribute's arguments: `#[fifo(queue = "...", name = "...", workers = N)]`.
+//! Parsing of the attribute's arguments:
+//! `#[fifo(queue = "...", name = "...", workers = N, retries = N, fallback = "inline")]`.
 //!
 //! [`FifoArgs`] is parsed key by key, so a new key is one more `custom_keyword!`,
 //! one more field and one more branch in the loop. Every error is spanned at the
@@ -15,6 +16,7 @@ mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(workers);
     syn::custom_keyword!(retries);
+    syn::custom_keyword!(fallback);
 }
 
 /// The parsed and validated arguments of one `#[fifo(...)]` attribute.
@@ -31,6 +33,9 @@ pub(crate) struct FifoArgs {
     /// `retries = N`: how many times a failed call is retried (0: never); the
     /// runtime's default is 3. Stored without a suffix.
     pub(crate) retries: Option<LitInt>,
+    /// `fallback = "inline"`: the plain call runs the body inline when Redis is
+    /// unreachable, and returns a `Dispatch`. `"inline"` is the only value.
+    pub(crate) fallback_inline: bool,
 }
 
 impl Parse for FifoArgs {
@@ -42,6 +47,7 @@ impl Parse for FifoArgs {
         let mut name: Option<LitStr> = None;
         let mut workers: Option<LitInt> = None;
         let mut retries: Option<LitInt> = None;
+        let mut fallback: Option<LitStr> = None;
 
         while !input.is_empty() {
             let lookahead = input.lookahead1();
@@ -61,6 +67,10 @@ impl Parse for FifoArgs {
                 let key: kw::retries = input.parse()?;
                 let value = parse_retries(input)?;
                 set_once(&mut retries, key, "retries", value)?;
+            } else if lookahead.peek(kw::fallback) {
+                let key: kw::fallback = input.parse()?;
+                let value = parse_fallback(input)?;
+                set_once(&mut fallback, key, "fallback", value)?;
             } else {
                 return Err(lookahead.error());
             }
@@ -85,6 +95,7 @@ impl Parse for FifoArgs {
             name,
             workers,
             retries,
+            fallback_inline: fallback.is_some(),
         })
     }
 }
@@ -138,6 +149,16 @@ fn parse_retries(input: ParseStream<'_>) -> syn::Result<LitInt> {
     Ok(LitInt::new(&value.to_string(), lit.span()))
 }
 
+/// Parses `= "inline"`, the one fallback there is.
+fn parse_fallback(input: ParseStream<'_>) -> syn::Result<LitStr> {
+    input.parse::<Token![=]>()?;
+    let lit: LitStr = input.parse()?;
+    if lit.value() != "inline" {
+        return Err(Error::new_spanned(lit, "`fallback` must be \"inline\""));
+    }
+    Ok(lit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::FifoArgs;
@@ -156,8 +177,14 @@ mod tests {
 
     #[test]
     fn all_keys() -> Result<(), String> {
-        let args = parse(quote!(queue = "emails", name = "mail::send", workers = 2,))?;
+        let args = parse(quote!(
+            queue = "emails",
+            name = "mail::send",
+            workers = 2,
+            fallback = "inline",
+        ))?;
         assert_eq!(args.queue.value(), "emails");
+        assert!(args.fallback_inline);
         assert_eq!(args.name.map(|n| n.value()).as_deref(), Some("mail::send"));
         assert_eq!(args.workers.map(|w| w.to_string()).as_deref(), Some("2"));
         Ok(())
@@ -168,6 +195,7 @@ mod tests {
         let args = parse(quote!(queue = "q"))?;
         assert!(args.name.is_none());
         assert!(args.workers.is_none());
+        assert!(!args.fallback_inline);
         Ok(())
     }
 
@@ -189,8 +217,24 @@ mod tests {
             "missing `queue` argument: write #[fifo(queue = \"name\")]"
         );
         assert_eq!(
-            err(quote!(queue = "q", retries = 3)),
-            "expected one of: `queue`, `name`, `workers`, `retries`"
+            err(quote!(queue = "q", priority = 3)),
+            "expected one of: `queue`, `name`, `workers`, `retries`, `fallback`"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", fallback = "queue")),
+            "`fallback` must be \"inline\""
+        );
+        assert_eq!(
+            err(quote!(queue = "q", fallback = inline)),
+            "expected string literal"
+        );
+        assert_eq!(
+            err(quote!(
+                queue = "q",
+                fallback = "inline",
+                fallback = "inline"
+            )),
+            "expected only a single `fallback` argument"
         );
         assert_eq!(
             err(quote!(queue = "a", queue = "b")),

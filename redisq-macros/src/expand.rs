@@ -5,10 +5,13 @@
 //! - `fn __redisq_run_send_email(to: String) -> R { BODY }`, private and hidden,
 //!   with the original attributes, parameters and body, so the body keeps its scope;
 //! - `fn send_email(to: String) -> ::redisq::Result<::redisq::TaskId>`, with the
-//!   original visibility and docs, which enqueues the call on the global backend;
+//!   original visibility and docs, which enqueues the call on the global backend
+//!   (with `fallback = "inline"`: `-> ::redisq::Result<::redisq::Dispatch<R>>`, running
+//!   the body inline when Redis is unreachable);
 //! - `mod send_email`, with the original visibility, holding `NAME`, `QUEUE`, the
-//!   hidden `DEF` registered through `inventory`, `run` (the body, inline) and
-//!   `enqueue` (on an explicit backend).
+//!   hidden `DEF` registered through `inventory`, `run` (the body, inline),
+//!   `enqueue`, `enqueue_to`, `enqueue_many`, `enqueue_or_run`, `enqueue_in` and
+//!   `enqueue_at` (on an explicit backend).
 //!
 //! When the attribute or the signature is wrong, the errors are emitted next to
 //! the unchanged function, so the user sees them and nothing that follows from them.
@@ -435,6 +438,12 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
     } else {
         quote!(&(#(#idents,)*))
     };
+    // The same, by reference, for calls that keep the arguments to run them inline.
+    let args_ref_tuple = if params.is_empty() {
+        quote!(&[(); 0])
+    } else {
+        quote!(&(#(&#idents,)*))
+    };
     let inner_output = match &sig.output {
         ReturnType::Default => quote!(),
         ReturnType::Type(arrow, ty) => {
@@ -442,7 +451,25 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             quote!(#arrow #ty)
         }
     };
-    // `backend`, `delay`, `at` unless a task parameter already has that name.
+    // What the body returns, as a type: in the function's module and inside the
+    // generated module.
+    let (outer_ret, inner_ret) = match &sig.output {
+        ReturnType::Default => (quote!(()), quote!(())),
+        ReturnType::Type(_, ty) => {
+            let inner = reparent(ty);
+            (quote!(#ty), quote!(#inner))
+        }
+    };
+    // One call of `enqueue_many`: the argument types as a tuple, except that one
+    // argument is its own type and none is `()`; and how an item becomes the
+    // argument tuple that is serialized.
+    let (item_ty, item_to_args) = match inner_types.as_slice() {
+        [] => (quote!(()), quote!(.map(|()| [(); 0]))),
+        [ty] => (quote!(#ty), quote!(.map(|__redisq_item| (__redisq_item,)))),
+        types => (quote!((#(#types,)*)), quote!()),
+    };
+    // `backend`, `delay`, `at`, `queue`, `items` unless a task parameter already has
+    // that name.
     let own_param = |name: &str| {
         if idents.iter().any(|i| *i == name) {
             format_ident!("{}{}", RESERVED_PREFIX, name)
@@ -453,6 +480,8 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
     let backend = own_param("backend");
     let delay = own_param("delay");
     let at = own_param("at");
+    let queue_param = own_param("queue");
+    let items = own_param("items");
 
     // Intra-doc links to the module's functions, unless the name is a raw
     // identifier, which a link cannot spell.
@@ -461,12 +490,45 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
     } else {
         (format!("[`{ident}::run`]"), format!("[`{ident}::enqueue`]"))
     };
-    let enqueue_doc = format!(
-        " Calling this function does not run it: it enqueues the call on queue `{queue}` \
-         through the global backend (see `redisq::init`) and returns the task's id. Use \
-         {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
-        queue = queue.value(),
-    );
+    let enqueue_doc = if args.fallback_inline {
+        format!(
+            " Calling this function enqueues the call on queue `{queue}` through the global \
+             backend (see `redisq::init`) and returns `Dispatch::Queued` with the task's id. \
+             When Redis is unreachable (`redisq::Error::Unavailable`), it runs the body inline \
+             in this thread instead and returns `Dispatch::RanInline` with what the body \
+             returned (`#[fifo(fallback = \"inline\")]`); other errors are returned. Use \
+             {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
+            queue = queue.value(),
+        )
+    } else {
+        format!(
+            " Calling this function does not run it: it enqueues the call on queue `{queue}` \
+             through the global backend (see `redisq::init`) and returns the task's id. Use \
+             {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
+            queue = queue.value(),
+        )
+    };
+    // The plain call: enqueue on the global backend, and with `fallback = "inline"`
+    // run the body here when Redis is unreachable.
+    let plain_call = if args.fallback_inline {
+        quote! {
+            #vis fn #ident(#(#outer_params),*)
+                -> ::redisq::Result<::redisq::Dispatch<#outer_ret>>
+            {
+                let __redisq_enqueued =
+                    ::redisq::__private::enqueue_global(&#ident::DEF, #args_ref_tuple);
+                ::redisq::__private::or_run_inline(&#ident::DEF, __redisq_enqueued, move || {
+                    #run_ident(#(#idents),*)
+                })
+            }
+        }
+    } else {
+        quote! {
+            #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
+                ::redisq::__private::enqueue_global(&#ident::DEF, #args_tuple)
+            }
+        }
+    };
     let separator = (attrs.iter().any(is_doc)).then(|| quote!(#[doc = ""]));
     let module_doc = format!(
         " The task `{}`: its wire name, queue, and the ways to run or enqueue it.",
@@ -492,13 +554,18 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             #(#lets)*
         }
     };
+    // `self::run`, as a parameter named `run` would shadow a bare `run`.
     let outcome = match classify_output(&sig.output) {
         Output::Unit => quote! {
-            run(#(#idents),*);
+            self::run(#(#idents),*);
             ::redisq::__private::outcome_unit()
         },
-        Output::Result => quote!(::redisq::__private::outcome_from_result(run(#(#idents),*))),
-        Output::Value => quote!(::redisq::__private::outcome_from_value(&run(#(#idents),*))),
+        Output::Result => {
+            quote!(::redisq::__private::outcome_from_result(self::run(#(#idents),*)))
+        }
+        Output::Value => {
+            quote!(::redisq::__private::outcome_from_value(&self::run(#(#idents),*)))
+        }
     };
 
     quote! {
@@ -509,9 +576,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
         #[doc = #enqueue_doc]
         #(#shared_attrs)*
         #[allow(dead_code, clippy::too_many_arguments)]
-        #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
-            ::redisq::__private::enqueue_global(&#ident::DEF, #args_tuple)
-        }
+        #plain_call
 
         #[doc = #module_doc]
         #(#shared_attrs)*
@@ -547,6 +612,58 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
                 #(#inner_params),*
             ) -> ::redisq::Result<::redisq::TaskId> {
                 ::redisq::__private::enqueue(#backend, &DEF, #args_tuple)
+            }
+
+            /// Enqueues a call on `queue`, named at run time, instead of the task's own
+            /// queue, and returns its id. A worker serving that queue runs it.
+            ///
+            /// # Errors
+            /// `redisq::Error::Config` when `queue` is empty; otherwise as `enqueue`.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue_to(
+                #backend: &::redisq::RedisQueueBackend,
+                #queue_param: &str,
+                #(#inner_params),*
+            ) -> ::redisq::Result<::redisq::TaskId> {
+                ::redisq::__private::enqueue_to(#backend, &DEF, #queue_param, #args_tuple)
+            }
+
+            /// Enqueues one call per item (the arguments as a tuple; one argument alone;
+            /// `()` for none) on the task's queue, in one round trip, and returns their
+            /// ids in item order; the queue holds them in that order too. No items: no
+            /// round trip, no ids.
+            ///
+            /// # Errors
+            /// When an item's arguments cannot be serialized, nothing is enqueued. When
+            /// Redis fails part-way, some leading calls may have been enqueued.
+            pub fn enqueue_many(
+                #backend: &::redisq::RedisQueueBackend,
+                #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
+            ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
+                ::redisq::__private::enqueue_many(
+                    #backend,
+                    &DEF,
+                    ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
+                )
+            }
+
+            /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
+            /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
+            /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
+            /// returned.
+            ///
+            /// # Errors
+            /// Any other error of `enqueue`, for which the body does not run.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue_or_run(
+                #backend: &::redisq::RedisQueueBackend,
+                #(#inner_params),*
+            ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> {
+                let __redisq_enqueued =
+                    ::redisq::__private::enqueue(#backend, &DEF, #args_ref_tuple);
+                ::redisq::__private::or_run_inline(&DEF, __redisq_enqueued, move || {
+                    self::run(#(#idents),*)
+                })
             }
 
             /// Enqueues a call to run once `delay` has passed, and returns its id.

@@ -26,7 +26,9 @@ use proc_macro::TokenStream;
 ///
 /// - `fn send_email(..) -> redisq::Result<redisq::TaskId>`: enqueues the call on
 ///   the global backend set up by `redisq::init`, with the function's docs and
-///   visibility;
+///   visibility. With `fallback = "inline"` it returns
+///   `redisq::Result<redisq::Dispatch<R>>` instead, like `enqueue_or_run` below on
+///   the global backend;
 /// - a module `send_email`, with the same visibility, holding:
 ///   - `send_email::NAME: &str`, the task's wire name: the `name` argument, or
 ///     else the function's module path and name (`my_crate::mail::send_email`);
@@ -36,9 +38,34 @@ use proc_macro::TokenStream;
 ///     from another);
 ///   - `send_email::enqueue(backend: &redisq::RedisQueueBackend, ..)`, which
 ///     enqueues on an explicit backend;
+///   - `send_email::enqueue_to(backend, queue: &str, ..)`, which enqueues on a
+///     queue named at run time instead of `QUEUE` (an empty name is
+///     `redisq::Error::Config`). A worker serving that queue runs it, as a worker
+///     runs whatever registered task a payload names;
+///   - `send_email::enqueue_many(backend, items: impl IntoIterator<Item = ..>)
+///     -> redisq::Result<Vec<redisq::TaskId>>`, which enqueues one call per item
+///     on `QUEUE` in a single round trip and returns the ids in item order (the
+///     queue holds the calls in that order too). An item is the tuple of the
+///     argument types, `(String, String)` for `send_email(to: String, subject:
+///     String)`; for one argument, its type itself; for none, `()`. No items, no
+///     round trip. An item whose arguments do not serialize enqueues nothing; a
+///     Redis failure part-way may leave a leading part enqueued;
+///   - `send_email::enqueue_or_run(backend, ..) -> redisq::Result<redisq::Dispatch<R>>`,
+///     where `R` is the function's return type (`()` when none): it enqueues and
+///     returns `Dispatch::Queued(id)`, or, when and only when that fails because
+///     Redis is unreachable (`redisq::Error::Unavailable`), logs a warning, runs
+///     the body inline in this thread and returns `Dispatch::RanInline(output)`.
+///     Other errors are returned and the body does not run. A lost reply (a
+///     timeout after the push was sent) also counts as unreachable, so a call can
+///     then both run inline and be queued: as with at-least-once delivery, make
+///     such tasks idempotent. Each call still waits for Redis up to the backend's
+///     `with_timeout` before running inline;
 ///   - `send_email::enqueue_in(backend, delay: Duration, ..)` and
 ///     `send_email::enqueue_at(backend, at: SystemTime, ..)`, which enqueue a
 ///     delayed call: it waits in the queue's scheduled set until it is due.
+///
+/// Parameters of these functions that a task parameter's name would clash with
+/// (`backend`, `queue`, `items`, `delay`, `at`) take the `__redisq_` prefix.
 ///
 /// Inside the body, `send_email` is the enqueuing function: a recursive call
 /// enqueues a new task. Call `send_email::run` to recurse inline.
@@ -59,6 +86,12 @@ use proc_macro::TokenStream;
 /// - `retries = N` (optional): how many times a failed call (an `Err` or a
 ///   panic) is retried, with exponential backoff and jitter, before it goes to
 ///   the queue's dead letters. An integer literal; defaults to 3; 0 never retries.
+/// - `fallback = "inline"` (optional): the plain call `send_email(..)` falls back
+///   to running the body inline when Redis is unreachable, and returns
+///   `redisq::Result<redisq::Dispatch<R>>` instead of
+///   `redisq::Result<redisq::TaskId>`: `send_email::enqueue_or_run` on the global
+///   backend. `"inline"` is the only value. Without it, the plain call returns
+///   the `redisq::Error::Unavailable` error.
 ///
 /// The function itself must be a free function (not a method), neither `async`,
 /// `const`, `unsafe`, `extern` nor generic, taking each argument as
@@ -98,6 +131,12 @@ use proc_macro::TokenStream;
 ///     let _ = (path, width);
 /// }
 ///
+/// /// Counts a visit; runs here and now when Redis is down.
+/// #[fifo(queue = "stats", fallback = "inline")]
+/// pub fn count_visit(page: String) -> usize {
+///     page.len()
+/// }
+///
 /// fn main() -> redisq::Result<()> {
 ///     assert_eq!(send_email::NAME, "mail::send");
 ///     assert_eq!(resize::QUEUE, "images");
@@ -114,6 +153,25 @@ use proc_macro::TokenStream;
 ///     // Enqueues on an explicit backend.
 ///     let mail = Mail { to: "bob@example.com".into(), subject: "hi".into() };
 ///     let id = send_email::enqueue(&backend, mail)?;
+///
+///     // Enqueues on a queue named at run time.
+///     let mail = Mail { to: "eve@example.eu".into(), subject: "hi".into() };
+///     let id = send_email::enqueue_to(&backend, "emails-eu", mail)?;
+///
+///     // Enqueues many calls in one round trip; one item per call.
+///     let ids: Vec<redisq::TaskId> = resize::enqueue_many(
+///         &backend,
+///         [("a.png".to_owned(), 64), ("b.png".to_owned(), 64)],
+///     )?;
+///
+///     // Enqueues, or runs inline when Redis is unreachable.
+///     let mail = Mail { to: "ada@example.com".into(), subject: "hi".into() };
+///     match send_email::enqueue_or_run(&backend, mail)? {
+///         redisq::Dispatch::Queued(id) => println!("queued {id}"),
+///         redisq::Dispatch::RanInline(sent) => println!("ran inline: {}", sent.is_ok()),
+///     }
+///     // With `fallback = "inline"`, the plain call does the same.
+///     let counted: redisq::Dispatch<usize> = count_visit("/".to_owned())?;
 ///     Ok(())
 /// }
 /// ```
@@ -125,12 +183,14 @@ use proc_macro::TokenStream;
 ///
 /// ```text
 /// missing `queue` argument: write #[fifo(queue = "name")]
-/// expected one of: `queue`, `name`, `workers`, `retries`   (an unknown key)
+/// expected one of: `queue`, `name`, `workers`, `retries`, `fallback`   (an unknown key)
 /// expected only a single `queue` argument            (a repeated key)
 /// queue name must not be empty
 /// task name must not be empty
 /// `workers` must be at least 1
 /// expected integer literal                           (e.g. workers = "2")
+/// `retries` must be a whole number: 0 or more
+/// `fallback` must be "inline"
 /// #[fifo] can only be applied to a free function     (a struct, an impl, ...)
 /// #[fifo] functions cannot take `self`
 /// task arguments must be owned types: ...            (`&T`, `&mut T`)

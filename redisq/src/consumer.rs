@@ -1,11 +1,15 @@
-//! One consumer thread: takes tasks from one queue, runs them, settles them.
+//! One consumer thread: takes tasks from its queues, runs them, settles them.
 //!
-//! At least once: tasks are claimed into the consumer's own list under a lease
-//! (`settle.lua` in claim mode, or `BLMOVE` when the queue is empty) and acknowledged by
-//! the next settle, which also schedules the retries and writes the dead letters of the
-//! tasks that failed. At most once: tasks are popped. Either way several tasks may be
-//! taken per round trip (the prefetch, adapted to how long tasks take), and a Redis error
-//! never ends the thread: it backs off, reconnects and resynchronises.
+//! At least once: tasks are claimed into the consumer's own list of each queue under a
+//! lease (`settle.lua` in claim mode) and acknowledged by the next settle, which also
+//! schedules the retries and writes the dead letters of the tasks that failed. When every
+//! queue is empty the consumer blocks on their signal lists, which each enqueue rings. At
+//! most once: tasks are popped, blocking on the lanes themselves. A consumer serving
+//! several queues takes from the first that has tasks (strict priority), and within a
+//! queue from its high lane first. Several tasks are taken per round trip (the prefetch,
+//! adapted to how long tasks take; a batch task's batch size), items of a batch task are
+//! run together, and a Redis error never ends the thread: it backs off, reconnects and
+//! resynchronises.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use redis::Connection;
+use serde_json::value::RawValue;
 
 use crate::backend::ops::{self, Effect, Mode, Payload};
 use crate::backend::{Delivery, RedisQueueBackend};
@@ -21,6 +26,7 @@ use crate::dead::DeadLetter;
 use crate::dispatch::{Args, CallError};
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
+use crate::producer;
 use crate::registry::{Registry, TaskDef};
 use crate::retry;
 use crate::task::{now_millis, Task, TaskId};
@@ -37,46 +43,59 @@ pub(crate) struct Counters {
     pub(crate) dead: AtomicU64,
 }
 
+/// One queue a consumer serves.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerQueue {
+    pub(crate) name: String,
+    pub(crate) keys: QueueKeys,
+    /// The largest batch of the batch tasks registered on this queue (0: none).
+    pub(crate) batch: usize,
+}
+
 /// What one consumer thread needs.
 pub(crate) struct Consumer {
     pub(crate) backend: RedisQueueBackend,
-    pub(crate) queue: String,
+    /// The queues served, highest priority first.
+    pub(crate) queues: Vec<ConsumerQueue>,
     pub(crate) id: String,
     pub(crate) registry: Arc<Registry>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) wake: Receiver<()>,
     pub(crate) max_prefetch: usize,
+    /// How long a batch may wait to fill once its first items are taken.
+    pub(crate) batch_wait: Duration,
 }
 
 /// The consumer's view of the tasks it holds.
 struct State {
-    keys: QueueKeys,
     con: Option<Connection>,
+    /// The queue `taken` came from.
+    current: usize,
     /// Tasks taken, in order: the first `done` have finished.
     taken: Vec<Payload>,
     /// How many of `taken` have finished and await settling.
     done: usize,
     /// Outcomes of finished tasks that failed, applied with the next settle.
     effects: Vec<Effect>,
-    /// After an error: reread the claimed list before going on.
+    /// After an error: reread the claimed lists before going on.
     resync: bool,
     /// Mean run time of recent tasks, for the prefetch.
     mean_run: Duration,
 }
 
-/// How one task ended, as far as settling is concerned.
-enum Outcome {
-    Done,
-    Effect(Effect),
+impl State {
+    fn has_unsettled(&self) -> bool {
+        self.done > 0 || !self.effects.is_empty()
+    }
 }
 
 impl Consumer {
     /// Runs until the stop flag is set, then hands back what it has not started.
     pub(crate) fn run(self) {
         let mut state = State {
-            keys: self.backend.keys(&self.queue),
             con: None,
+            current: 0,
             taken: Vec::new(),
             done: 0,
             effects: Vec::new(),
@@ -91,11 +110,7 @@ impl Consumer {
                 Err(err) => {
                     backoff =
                         (backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
-                    log::warn!(
-                        "consumer {} of queue `{}`: {err}; retrying in {backoff:?}",
-                        self.id,
-                        self.queue
-                    );
+                    log::warn!("consumer {}: {err}; retrying in {backoff:?}", self.id);
                     state.con = None;
                     state.resync = true;
                     // Sleeps until the backoff passes or shutdown starts.
@@ -128,85 +143,171 @@ impl Consumer {
         self.backend.config().delivery
     }
 
-    fn prefetch(&self, state: &State) -> usize {
-        let nanos = state.mean_run.as_nanos().max(1);
-        let fit = PREFETCH_TARGET.as_nanos() / nanos;
-        usize::try_from(fit)
-            .unwrap_or(usize::MAX)
-            .clamp(1, self.max_prefetch.max(1))
+    fn mode(&self) -> Mode {
+        match self.delivery() {
+            Delivery::AtLeastOnce => Mode::Claim,
+            Delivery::AtMostOnce => Mode::Pop,
+        }
     }
 
-    /// One settle round trip; on success the finished tasks and their effects are gone.
-    fn settle(&self, state: &mut State, max: usize, mode: Mode) -> Result<Vec<Payload>> {
+    fn max_take(&self, state: &State, queue: usize) -> usize {
+        let nanos = state.mean_run.as_nanos().max(1);
+        let fit = usize::try_from(PREFETCH_TARGET.as_nanos() / nanos).unwrap_or(usize::MAX);
+        let prefetch = fit.clamp(1, self.max_prefetch.max(1));
+        prefetch.max(self.queues[queue].batch)
+    }
+
+    /// One settle round trip on `queue`. When `queue` is the current one, it settles the
+    /// finished work too, which is then gone from the state.
+    fn settle(
+        &self,
+        state: &mut State,
+        queue: usize,
+        max: usize,
+        mode: Mode,
+    ) -> Result<Vec<Payload>> {
         let config = self.backend.config();
+        let settles = queue == state.current && state.has_unsettled();
+        let (done, effects) = if settles {
+            (state.done, state.effects.as_slice())
+        } else {
+            (0, &[][..])
+        };
         let Some(con) = state.con.as_mut() else {
             return Err(Error::Config("no connection".to_owned()));
         };
         let items = ops::settle(
             con,
-            &state.keys,
+            &self.queues[queue].keys,
             &self.id,
             config.lease,
-            state.done,
+            done,
             max,
             mode,
-            &state.effects,
+            effects,
             config.dead_retention(),
         )?;
-        state.taken.clear();
-        state.done = 0;
-        state.effects.clear();
+        if settles {
+            state.taken.drain(..state.done);
+            state.done = 0;
+            state.effects.clear();
+        }
         Ok(items)
     }
 
-    /// Settles what is done and takes more, blocking when the queue is empty.
+    /// Settles what is done and takes more from the first queue that has tasks, blocking
+    /// when all are empty.
     fn take(&self, state: &mut State) -> Result<()> {
-        let block = self.backend.config().block_timeout;
-        let max = self.prefetch(state);
-        let mode = match self.delivery() {
-            Delivery::AtLeastOnce => Mode::Claim,
-            Delivery::AtMostOnce => Mode::Pop,
-        };
-        state.taken = self.settle(state, max, mode)?;
-        if !state.taken.is_empty() || self.stopping() {
+        let mode = self.mode();
+        if state.has_unsettled() && state.current != 0 {
+            self.settle(state, state.current, 0, mode)?;
+        }
+        for queue in 0..self.queues.len() {
+            let max = self.max_take(state, queue);
+            let items = self.settle(state, queue, max, mode)?;
+            if !items.is_empty() {
+                state.current = queue;
+                state.taken = items;
+                return self.fill_batch(state);
+            }
+        }
+        if self.stopping() {
             return Ok(());
         }
+        let block = self.backend.config().block_timeout;
+        let all: Vec<&QueueKeys> = self.queues.iter().map(|q| &q.keys).collect();
         let Some(con) = state.con.as_mut() else {
             return Ok(());
         };
-        let item = match mode {
-            Mode::Claim => ops::claim_blocking(con, &state.keys, &self.id, block)?,
-            _ => ops::pop_blocking(con, &state.keys, block)?,
-        };
-        state.taken.extend(item);
+        match mode {
+            // Woken (or timed out): the next step claims.
+            Mode::Claim => {
+                ops::wait_signal(con, &all, block)?;
+            }
+            _ => {
+                if let Some((queue, payload)) = ops::pop_blocking(con, &all, block)? {
+                    state.current = queue;
+                    state.taken = vec![payload];
+                    return self.fill_batch(state);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// After a failed round trip: rereads the claimed list, which is the truth. If the
-    /// last settle did not land, the finished tasks are still at its head: settle them
-    /// again (with their effects). Then go on with whatever the list holds.
+    /// When the current queue has batch tasks and fewer items than a batch were taken,
+    /// waits up to the batch wait for more.
+    fn fill_batch(&self, state: &mut State) -> Result<()> {
+        let queue = state.current;
+        let batch = self.queues[queue].batch;
+        if batch == 0 || state.taken.len() >= batch || self.batch_wait.is_zero() {
+            return Ok(());
+        }
+        let mode = self.mode();
+        let deadline = Instant::now() + self.batch_wait;
+        loop {
+            let now = Instant::now();
+            if state.taken.len() >= batch || now >= deadline || self.stopping() {
+                return Ok(());
+            }
+            let keys = [&self.queues[queue].keys];
+            let Some(con) = state.con.as_mut() else {
+                return Ok(());
+            };
+            match mode {
+                Mode::Claim => {
+                    ops::wait_signal(con, &keys, deadline - now)?;
+                }
+                _ => {
+                    if let Some((_, payload)) = ops::pop_blocking(con, &keys, deadline - now)? {
+                        state.taken.push(payload);
+                    }
+                }
+            }
+            let more = self.settle(state, queue, batch - state.taken.len(), mode)?;
+            state.taken.extend(more);
+        }
+    }
+
+    /// After a failed round trip: rereads the claimed lists, which are the truth. If the
+    /// last settle did not land, the finished tasks are still at the head of the current
+    /// list: settle them again (with their effects). Then go on with whatever the lists
+    /// hold, one queue at a time.
     fn resync(&self, state: &mut State) -> Result<()> {
         if self.delivery() == Delivery::AtMostOnce {
             // Popped tasks are only here, and effects are idempotent: keep both.
             state.resync = false;
             return Ok(());
         }
-        let Some(con) = state.con.as_mut() else {
-            return Ok(());
-        };
-        let claimed = ops::claimed(con, &state.keys, &self.id)?;
-        let settle_lost = state.done > 0 && claimed.first() == state.taken.first();
-        if settle_lost {
-            state.done = state.done.min(claimed.len());
-            state.taken = claimed;
-            let rest = state.taken.split_off(state.done);
-            self.settle(state, 0, Mode::Claim)?;
-            state.taken = rest;
-        } else {
-            state.taken = claimed;
-            state.done = 0;
-            state.effects.clear();
+        for queue in 0..self.queues.len() {
+            let Some(con) = state.con.as_mut() else {
+                return Ok(());
+            };
+            let mut claimed = ops::claimed(con, &self.queues[queue].keys, &self.id)?;
+            if queue == state.current && state.has_unsettled() {
+                if state.done > 0 && claimed.first() == state.taken.first() {
+                    // The settle did not land: repeat it on the list as it is.
+                    state.done = state.done.min(claimed.len());
+                    state.taken = claimed;
+                    self.settle(state, queue, 0, Mode::Claim)?;
+                    claimed = std::mem::take(&mut state.taken);
+                } else {
+                    state.done = 0;
+                    state.effects.clear();
+                }
+            }
+            if !claimed.is_empty() {
+                state.current = queue;
+                state.taken = claimed;
+                state.done = 0;
+                state.effects.clear();
+                // Stay in resync until every list has been worked off.
+                return Ok(());
+            }
         }
+        state.taken.clear();
+        state.done = 0;
+        state.effects.clear();
         state.resync = false;
         Ok(())
     }
@@ -215,11 +316,11 @@ impl Consumer {
     fn run_taken(&self, state: &mut State) {
         let started = Instant::now();
         let first = state.done;
+        let queue = &self.queues[state.current];
         while state.done < state.taken.len() && !self.stopping() {
-            if let Outcome::Effect(effect) = self.process(&state.taken[state.done]) {
-                state.effects.push(effect);
-            }
-            state.done += 1;
+            let (ran, effects) = self.process(queue, &state.taken[state.done..]);
+            state.effects.extend(effects);
+            state.done += ran;
         }
         let ran = state.done - first;
         if ran > 0 {
@@ -228,16 +329,19 @@ impl Consumer {
         }
     }
 
-    /// Runs one task; what to record if it did not succeed.
-    fn process(&self, payload: &[u8]) -> Outcome {
+    /// Runs the first of `payloads` (with the items after it, for a batch task); says how
+    /// many payloads it used and what to record for those that did not succeed.
+    fn process(&self, queue: &ConsumerQueue, payloads: &[Payload]) -> (usize, Vec<Effect>) {
+        let payload = &payloads[0];
         let Ok(text) = std::str::from_utf8(payload) else {
-            return self.dead(payload, None, None, 0, "payload is not valid UTF-8");
+            let dead = self.dead(queue, payload, None, None, 0, "payload is not valid UTF-8");
+            return (1, vec![dead]);
         };
         let task = match Task::decode(text) {
             Ok(task) => task,
             Err(err) => {
                 let reason = format!("malformed task JSON: {err}");
-                return self.dead(payload, None, None, 0, &reason);
+                return (1, vec![self.dead(queue, payload, None, None, 0, &reason)]);
             }
         };
         let id = match &task.id {
@@ -246,34 +350,168 @@ impl Consumer {
         };
         let Some(def) = self.registry.get(&task.name) else {
             let reason = format!("task `{}` is not registered in this binary", task.name);
-            return self.dead(payload, Some(&id), Some(&task.name), task.attempts, &reason);
+            let dead = self.dead(
+                queue,
+                payload,
+                Some(&id),
+                Some(&task.name),
+                task.attempts,
+                &reason,
+            );
+            return (1, vec![dead]);
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| (def.call)(Args::new(task.args))));
-        let message = match outcome {
+        if def.batch > 0 && !task.batch {
+            return self.process_batch(queue, def, payloads);
+        }
+        let effect = self
+            .call(def, Args::new(task.args))
+            .err()
+            .and_then(|failure| match failure {
+                Failure::BadArgs(reason) => Some(self.dead(
+                    queue,
+                    payload,
+                    Some(&id),
+                    Some(def.name),
+                    task.attempts,
+                    &reason,
+                )),
+                Failure::Failed(message) => {
+                    self.failed(queue, text, &id, def, task.attempts + 1, &message)
+                }
+            });
+        if effect.is_none() {
+            self.counters.processed.fetch_add(1, Ordering::Relaxed);
+        }
+        (1, effect.into_iter().collect())
+    }
+
+    /// Runs the function once with the consecutive items of the batch task `def` at the
+    /// head of `payloads` (up to its batch size). The batch succeeds, is retried or dies as
+    /// a unit; an item whose arguments do not fit is set aside on its own first.
+    fn process_batch(
+        &self,
+        queue: &ConsumerQueue,
+        def: &'static TaskDef,
+        payloads: &[Payload],
+    ) -> (usize, Vec<Effect>) {
+        let mut effects = Vec::new();
+        let mut items: Vec<&RawValue> = Vec::new();
+        let mut used = 0;
+        for payload in payloads.iter().take(def.batch.max(1)) {
+            let Some(task) = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|text| Task::decode(text).ok())
+            else {
+                break;
+            };
+            if task.name != def.name || task.batch {
+                break;
+            }
+            used += 1;
+            let item = Args::new(task.args)
+                .list(def.params)
+                .map_err(|e| match e {
+                    CallError::BadArgs(m) | CallError::Failed(m) => m,
+                })
+                .and_then(|mut list| list.next_raw().ok_or_else(|| "no item".to_owned()));
+            match item {
+                Ok(item) => items.push(item),
+                Err(message) => {
+                    let id = task.id.as_deref().map(str::to_owned);
+                    let reason = format!("bad arguments: {message}");
+                    effects.push(self.dead(
+                        queue,
+                        payload,
+                        id.as_deref(),
+                        Some(def.name),
+                        0,
+                        &reason,
+                    ));
+                }
+            }
+        }
+        if items.is_empty() {
+            return (used.max(1), effects);
+        }
+        let count = items.len();
+        let mut args =
+            String::with_capacity(items.iter().map(|i| i.get().len() + 1).sum::<usize>() + 4);
+        args.push_str("[[");
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                args.push(',');
+            }
+            args.push_str(item.get());
+        }
+        args.push_str("]]");
+        let Ok(raw) = RawValue::from_string(args) else {
+            return (used, effects);
+        };
+        match self.call(def, Args::new(Some(&raw))) {
+            Ok(()) => {
+                self.counters
+                    .processed
+                    .fetch_add(count as u64, Ordering::Relaxed);
+            }
+            Err(failure) => {
+                // The batch becomes one task of its own, retried or set aside as a unit.
+                let id = TaskId::generate();
+                let payload = producer::encode_batch(&id, def.name, &queue.name, &raw)
+                    .unwrap_or_else(|_| raw.get().as_bytes().to_vec());
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                effects.extend(match failure {
+                    Failure::BadArgs(reason) => Some(self.dead(
+                        queue,
+                        &payload,
+                        Some(id.as_str()),
+                        Some(def.name),
+                        0,
+                        &reason,
+                    )),
+                    Failure::Failed(message) => {
+                        self.failed(queue, &text, id.as_str(), def, 1, &message)
+                    }
+                });
+            }
+        }
+        (used, effects)
+    }
+
+    /// Calls the function, catching a panic.
+    fn call(&self, def: &TaskDef, args: Args<'_>) -> std::result::Result<(), Failure> {
+        match catch_unwind(AssertUnwindSafe(|| (def.call)(args))) {
             Ok(Ok(_result)) => {
-                self.counters.processed.fetch_add(1, Ordering::Relaxed);
-                log::trace!("task {} {id} done", def.name);
-                return Outcome::Done;
+                log::trace!("task {} done", def.name);
+                Ok(())
             }
             Ok(Err(CallError::BadArgs(message))) => {
-                let reason = format!("bad arguments: {message}");
-                return self.dead(payload, Some(&id), Some(def.name), task.attempts, &reason);
+                Err(Failure::BadArgs(format!("bad arguments: {message}")))
             }
-            Ok(Err(CallError::Failed(message))) => message,
-            Err(panic) => format!("panicked: {}", panic_message(panic.as_ref())),
-        };
-        self.failed(text, &id, def, task.attempts + 1, &message)
+            Ok(Err(CallError::Failed(message))) => Err(Failure::Failed(message)),
+            Err(panic) => Err(Failure::Failed(format!(
+                "panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
+        }
     }
 
     /// A task that ran and failed: a retry while it has retries left, else a dead letter.
-    fn failed(&self, text: &str, id: &str, def: &TaskDef, attempt: u32, message: &str) -> Outcome {
+    fn failed(
+        &self,
+        queue: &ConsumerQueue,
+        text: &str,
+        id: &str,
+        def: &TaskDef,
+        attempt: u32,
+        message: &str,
+    ) -> Option<Effect> {
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
         let now = now_millis();
         let payload = retry::record_attempt(text, id, attempt, message, now)
             .unwrap_or_else(|| text.as_bytes().to_vec());
         if attempt > def.retries {
             let reason = format!("failed after {attempt} attempt(s): {message}");
-            return self.dead(&payload, Some(id), Some(def.name), attempt, &reason);
+            return Some(self.dead(queue, &payload, Some(id), Some(def.name), attempt, &reason));
         }
         let delay = self
             .backend
@@ -286,7 +524,7 @@ impl Consumer {
             def.name,
             def.retries + 1
         );
-        Outcome::Effect(Effect::Retry {
+        Some(Effect::Retry {
             due: now + ops::millis(delay),
             payload,
         })
@@ -294,15 +532,16 @@ impl Consumer {
 
     fn dead(
         &self,
+        queue: &ConsumerQueue,
         payload: &[u8],
         id: Option<&str>,
         name: Option<&str>,
         attempts: u32,
         reason: &str,
-    ) -> Outcome {
+    ) -> Effect {
         let letter = DeadLetter {
             id: id.map_or_else(|| TaskId::generate().to_string(), str::to_owned),
-            queue: self.queue.clone(),
+            queue: queue.name.clone(),
             name: name.map(str::to_owned),
             reason: reason.to_owned(),
             attempts,
@@ -314,20 +553,17 @@ impl Consumer {
         log::error!(
             "task {} set aside in the dead letters of `{}`: {reason}",
             letter.id,
-            self.queue
+            queue.name
         );
-        match serde_json::to_vec(&letter) {
-            Ok(record) => Outcome::Effect(Effect::Dead {
-                at: letter.failed_at,
-                record,
-            }),
-            // Serializing strings and numbers cannot fail; were it to, the task is dropped
-            // with the error above in the log.
-            Err(_) => Outcome::Done,
+        // Serializing strings and numbers cannot fail.
+        let record = serde_json::to_vec(&letter).unwrap_or_default();
+        Effect::Dead {
+            at: dead_score(),
+            record,
         }
     }
 
-    /// Settles what is done and returns what was not started to the queue.
+    /// Settles what is done and returns what was not started to its queue.
     fn hand_back(&self, state: &mut State) {
         let unstarted = state.taken.len().saturating_sub(state.done);
         if state.con.is_none() {
@@ -338,29 +574,57 @@ impl Consumer {
                 if state.resync {
                     self.resync(state)?;
                 }
-                self.settle(state, 0, Mode::Release).map(|_| ())
+                let current = state.current;
+                self.settle(state, current, 0, Mode::Release)?;
+                for queue in (0..self.queues.len()).filter(|q| *q != current) {
+                    self.settle(state, queue, 0, Mode::Release)?;
+                }
+                Ok(())
             })(),
             Delivery::AtMostOnce => (|| {
                 let rest = state.taken.split_off(state.done);
-                self.settle(state, 0, Mode::Pop)?;
+                let current = state.current;
+                self.settle(state, current, 0, Mode::Pop)?;
                 let Some(con) = state.con.as_mut() else {
                     return Err(Error::Config("no connection".to_owned()));
                 };
-                ops::push_front(con, &state.keys, &rest)?;
+                ops::push_front(con, &self.queues[current].keys, &rest)?;
                 Ok(())
             })(),
         };
         if let Err(err) = result {
             log::warn!(
-                "consumer {} could not hand back {unstarted} task(s) of `{}`: {err}{}",
+                "consumer {} could not hand back {unstarted} task(s): {err}{}",
                 self.id,
-                self.queue,
                 if self.delivery() == Delivery::AtLeastOnce {
                     "; they return to the queue when the lease runs out"
                 } else {
                     ""
                 }
             );
+        }
+    }
+}
+
+/// Why a call did not succeed, as the consumer records it.
+enum Failure {
+    /// The arguments do not fit: a dead letter (the reason).
+    BadArgs(String),
+    /// The function failed or panicked: a retry or a dead letter (the message).
+    Failed(String),
+}
+
+/// The score of a new dead letter: now in microseconds, strictly increasing within this
+/// process, so that letters keep their order even within one millisecond.
+fn dead_score() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = crate::task::now_micros();
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
         }
     }
 }

@@ -95,6 +95,12 @@ impl<'a> ArgList<'a> {
         })
     }
 
+    /// The next argument's raw JSON.
+    pub(crate) fn next_raw(&mut self) -> Option<&'a RawValue> {
+        self.index += 1;
+        self.items.next()
+    }
+
     /// Deserializes the next argument.
     #[allow(clippy::should_implement_trait)]
     pub fn next<T: DeserializeOwned>(&mut self) -> Result<T, CallError> {

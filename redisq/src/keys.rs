@@ -5,11 +5,16 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<ns>:{<queue>}:pending` | list | task payloads waiting, oldest at the head |
+//! | `<ns>:{<queue>}:pending` | list | task payloads waiting in the normal lane, oldest at the head |
+//! | `<ns>:{<queue>}:pending:high` | list | the high-priority lane |
+//! | `<ns>:{<queue>}:pending:low` | list | the low-priority lane |
+//! | `<ns>:{<queue>}:signal` | list | wake-up tokens for blocked consumers (at most 64) |
 //! | `<ns>:{<queue>}:claimed:<consumer>` | list | payloads taken by one consumer thread and not yet acknowledged |
 //! | `<ns>:{<queue>}:leases` | sorted set | consumer id → lease deadline (Unix ms) |
 //! | `<ns>:{<queue>}:scheduled` | sorted set | payloads of delayed tasks and retries → due time (Unix ms) |
-//! | `<ns>:{<queue>}:dead` | sorted set | dead-letter records (JSON) → when they died (Unix ms) |
+//! | `<ns>:{<queue>}:dead` | sorted set | dead-letter records (JSON) → when they died (Unix µs) |
+
+use crate::task::Priority;
 
 /// The keys of one queue in one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,20 @@ impl QueueKeys {
     /// The list of waiting payloads.
     pub(crate) fn pending(&self) -> String {
         format!("{}:pending", self.base)
+    }
+
+    /// The list of waiting payloads of one priority lane.
+    pub(crate) fn lane(&self, priority: Priority) -> String {
+        match priority {
+            Priority::High => format!("{}:pending:high", self.base),
+            Priority::Normal => self.pending(),
+            Priority::Low => format!("{}:pending:low", self.base),
+        }
+    }
+
+    /// The list of wake-up tokens.
+    pub(crate) fn signal(&self) -> String {
+        format!("{}:signal", self.base)
     }
 
     /// The list of payloads held by one consumer.
@@ -64,6 +83,9 @@ mod tests {
         let keys = QueueKeys::new("app", "emails");
         assert_eq!(keys.pending(), "app:{emails}:pending");
         assert_eq!(keys.claimed("c1"), "app:{emails}:claimed:c1");
+        assert_eq!(keys.lane(Priority::High), "app:{emails}:pending:high");
+        assert_eq!(keys.lane(Priority::Normal), "app:{emails}:pending");
+        assert_eq!(keys.signal(), "app:{emails}:signal");
         assert_eq!(keys.leases(), "app:{emails}:leases");
         assert_eq!(keys.scheduled(), "app:{emails}:scheduled");
         assert_eq!(keys.dead(), "app:{emails}:dead");

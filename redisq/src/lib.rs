@@ -45,7 +45,7 @@ pub mod __private;
 pub use backend::{Delivery, RedisQueueBackend};
 pub use dead::DeadLetter;
 pub use error::{Error, Result};
-pub use producer::init;
+pub use producer::{init, Dispatch};
 pub use task::TaskId;
 pub use worker::{threaded_worker, Worker, WorkerBuilder, WorkerCounts};
 

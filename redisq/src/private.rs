@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::backend::RedisQueueBackend;
 use crate::error::Result;
-use crate::producer;
+use crate::producer::{self, Dispatch};
 use crate::task::TaskId;
 
 /// Enqueues a call of `def` on its default queue of `backend`.
@@ -29,6 +29,36 @@ pub fn enqueue<A: Serialize + ?Sized>(
 /// Enqueues a call of `def` on its default queue of the global backend.
 pub fn enqueue_global<A: Serialize + ?Sized>(def: &TaskDef, args: &A) -> Result<TaskId> {
     producer::enqueue_on(&producer::global()?, def, def.queue, args)
+}
+
+/// Enqueues a call of `def` on `queue` of `backend`.
+pub fn enqueue_to<A: Serialize + ?Sized>(
+    backend: &RedisQueueBackend,
+    def: &TaskDef,
+    queue: &str,
+    args: &A,
+) -> Result<TaskId> {
+    producer::enqueue_on(backend, def, queue, args)
+}
+
+/// Enqueues one call of `def` per argument tuple of `calls` on its default queue of
+/// `backend`, in one round trip; the ids come back in order.
+pub fn enqueue_many<A: Serialize>(
+    backend: &RedisQueueBackend,
+    def: &TaskDef,
+    calls: impl IntoIterator<Item = A>,
+) -> Result<Vec<TaskId>> {
+    producer::enqueue_many_on(backend, def, def.queue, calls)
+}
+
+/// `Queued` when `enqueued` succeeded; runs `run` when it failed because Redis is
+/// unavailable; any other error is returned.
+pub fn or_run_inline<R>(
+    def: &TaskDef,
+    enqueued: Result<TaskId>,
+    run: impl FnOnce() -> R,
+) -> Result<Dispatch<R>> {
+    producer::or_run_inline(def, enqueued, run)
 }
 
 /// Enqueues a call of `def` on its default queue of `backend`, due after `delay`.

@@ -1,5 +1,6 @@
-//! Turning a call into a task: encoding its payload, pushing it, and the global backend
-//! that plain calls of a `#[fifo]` function use.
+//! Turning a call into a task: encoding its payload, pushing it (one or many at once),
+//! the global backend that plain calls of a `#[fifo]` function use, and the inline
+//! fallback ([`Dispatch`]) for when Redis cannot be reached.
 
 use std::io::Write;
 use std::sync::RwLock;
@@ -13,6 +14,77 @@ use crate::registry::{Registry, TaskDef};
 use crate::task::{now_millis, TaskId};
 
 static GLOBAL: RwLock<Option<RedisQueueBackend>> = RwLock::new(None);
+
+/// What became of a call that may fall back to running inline.
+///
+/// Returned by `enqueue_or_run`, which `#[fifo]` generates for every task, and by the plain
+/// call of a task marked `#[fifo(fallback = "inline")]`.
+///
+/// ```
+/// use redisq::{Dispatch, TaskId};
+///
+/// let queued: Dispatch<u32> = Dispatch::Queued(TaskId::from("abc"));
+/// assert!(queued.is_queued());
+/// assert_eq!(queued.task_id().map(TaskId::as_str), Some("abc"));
+///
+/// let ran: Dispatch<u32> = Dispatch::RanInline(7);
+/// assert_eq!(ran.into_inline(), Some(7));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Dispatch<R> {
+    /// Enqueued: a worker will run it.
+    Queued(TaskId),
+    /// Redis was unreachable: it ran inline in the caller's thread; this is what it returned.
+    RanInline(R),
+}
+
+impl<R> Dispatch<R> {
+    /// Whether the call was enqueued (and will run on a worker).
+    #[must_use]
+    pub fn is_queued(&self) -> bool {
+        matches!(self, Dispatch::Queued(_))
+    }
+
+    /// The id of the enqueued task; `None` when it ran inline.
+    #[must_use]
+    pub fn task_id(&self) -> Option<&TaskId> {
+        match self {
+            Dispatch::Queued(id) => Some(id),
+            Dispatch::RanInline(_) => None,
+        }
+    }
+
+    /// What the inline run returned; `None` when the call was enqueued.
+    #[must_use]
+    pub fn into_inline(self) -> Option<R> {
+        match self {
+            Dispatch::Queued(_) => None,
+            Dispatch::RanInline(out) => Some(out),
+        }
+    }
+}
+
+/// Turns the result of enqueuing a call of `def` into a [`Dispatch`]: when, and only when,
+/// it failed with [`Error::Unavailable`], logs a warning and calls `run` (the body, inline).
+pub(crate) fn or_run_inline<R>(
+    def: &TaskDef,
+    enqueued: Result<TaskId>,
+    run: impl FnOnce() -> R,
+) -> Result<Dispatch<R>> {
+    match enqueued {
+        Ok(id) => Ok(Dispatch::Queued(id)),
+        Err(err) if err.is_unavailable() => {
+            log::warn!(
+                "running task `{}` inline in this thread, as it could not be enqueued on `{}`: {err}",
+                def.name,
+                def.queue,
+            );
+            Ok(Dispatch::RanInline(run()))
+        }
+        Err(err) => Err(err),
+    }
+}
 
 /// Sets the global backend that plain calls of `#[fifo]` functions enqueue through.
 ///
@@ -65,17 +137,44 @@ pub(crate) fn encode<A: Serialize + ?Sized>(
     args: &A,
 ) -> Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(128);
+    encode_into(&mut buf, id, name, queue, args, now_millis())?;
+    Ok(buf)
+}
+
+/// Encodes a batch assembled by a worker, to be retried or set aside as a unit:
+/// `{"id":…,"name":…,"queue":…,"args":[[item,…]],"enqueued_at":…,"batch":true}`.
+pub(crate) fn encode_batch(
+    id: &TaskId,
+    name: &str,
+    queue: &str,
+    args: &serde_json::value::RawValue,
+) -> Result<Vec<u8>> {
+    let mut buf = encode(id, name, queue, args)?;
+    buf.pop(); // the closing brace
+    buf.extend_from_slice(b",\"batch\":true}");
+    Ok(buf)
+}
+
+/// Appends the encoding of one task to `buf`. On error `buf` may hold part of it.
+fn encode_into<A: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    id: &TaskId,
+    name: &str,
+    queue: &str,
+    args: &A,
+    enqueued_at: u64,
+) -> Result<()> {
     buf.extend_from_slice(b"{\"id\":\"");
     buf.extend_from_slice(id.as_str().as_bytes());
     buf.extend_from_slice(b"\",\"name\":");
-    serde_json::to_writer(&mut buf, name).map_err(Error::Serialize)?;
+    serde_json::to_writer(&mut *buf, name).map_err(Error::Serialize)?;
     buf.extend_from_slice(b",\"queue\":");
-    serde_json::to_writer(&mut buf, queue).map_err(Error::Serialize)?;
+    serde_json::to_writer(&mut *buf, queue).map_err(Error::Serialize)?;
     buf.extend_from_slice(b",\"args\":");
-    serde_json::to_writer(&mut buf, args).map_err(Error::Serialize)?;
+    serde_json::to_writer(&mut *buf, args).map_err(Error::Serialize)?;
     // Writing to a Vec cannot fail.
-    let _ = write!(buf, ",\"enqueued_at\":{}}}", now_millis());
-    Ok(buf)
+    let _ = write!(buf, ",\"enqueued_at\":{enqueued_at}}}");
+    Ok(())
 }
 
 /// Enqueues a call of `def` with `args` (a tuple) on `queue`.
@@ -92,6 +191,48 @@ pub(crate) fn enqueue_on<A: Serialize + ?Sized>(
     let payload = encode(&id, def.name, queue, args)?;
     backend.push(queue, &payload)?;
     Ok(id)
+}
+
+/// Enqueues one call of `def` per item of `calls` (each the argument tuple) on `queue`,
+/// in one round trip, and returns their ids in item order. No items, no round trip.
+///
+/// Every payload is encoded before anything is sent, so an argument that does not
+/// serialize enqueues nothing.
+pub(crate) fn enqueue_many_on<A: Serialize>(
+    backend: &RedisQueueBackend,
+    def: &TaskDef,
+    queue: &str,
+    calls: impl IntoIterator<Item = A>,
+) -> Result<Vec<TaskId>> {
+    if queue.is_empty() {
+        return Err(Error::Config("queue name must not be empty".to_owned()));
+    }
+    let calls = calls.into_iter();
+    let mut ids = Vec::with_capacity(calls.size_hint().0);
+    // One buffer for every payload; `ends[i]` is where payload `i` ends.
+    let mut buf = Vec::with_capacity(ids.capacity().saturating_mul(128));
+    let mut ends = Vec::with_capacity(ids.capacity());
+    let enqueued_at = now_millis();
+    for args in calls {
+        let id = TaskId::generate();
+        encode_into(&mut buf, &id, def.name, queue, &args, enqueued_at)?;
+        ends.push(buf.len());
+        ids.push(id);
+    }
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let mut start = 0;
+    let payloads: Vec<&[u8]> = ends
+        .iter()
+        .map(|&end| {
+            let payload = &buf[start..end];
+            start = end;
+            payload
+        })
+        .collect();
+    backend.push_many(queue, &payloads)?;
+    Ok(ids)
 }
 
 /// Enqueues a call of `def` with `args` on `queue`, due at `at`.
@@ -129,5 +270,47 @@ mod tests {
         assert_eq!(value["queue"], "q\"x");
         assert_eq!(value["args"], serde_json::json!(["a", 2]));
         assert!(value["enqueued_at"].as_u64().is_some_and(|t| t > 0));
+    }
+
+    #[test]
+    fn encodes_one_after_another_into_one_buffer() {
+        let mut buf = Vec::new();
+        encode_into(&mut buf, &TaskId::from("a"), "m::f", "q", &(1,), 5).expect("encode");
+        let end = buf.len();
+        encode_into(&mut buf, &TaskId::from("b"), "m::f", "q", &[(); 0], 5).expect("encode");
+        let first: serde_json::Value = serde_json::from_slice(&buf[..end]).expect("first");
+        let second: serde_json::Value = serde_json::from_slice(&buf[end..]).expect("second");
+        assert_eq!(
+            (&first["id"], &first["args"]),
+            (&"a".into(), &serde_json::json!([1]))
+        );
+        assert_eq!(
+            (&second["id"], &second["args"]),
+            (&"b".into(), &serde_json::json!([]))
+        );
+        assert_eq!(second["enqueued_at"], 5);
+    }
+
+    fn never_called(_: crate::dispatch::Args<'_>) -> crate::dispatch::CallResult {
+        Ok(String::new())
+    }
+
+    const DEF: TaskDef = TaskDef::new("m::f", "q", &[], never_called);
+
+    #[test]
+    fn runs_inline_only_when_redis_is_unavailable() {
+        let queued = or_run_inline(&DEF, Ok(TaskId::from("x")), || -> u8 {
+            panic!("must not run")
+        });
+        assert_eq!(queued.ok(), Some(Dispatch::Queued(TaskId::from("x"))));
+
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let ran = or_run_inline(&DEF, Err(Error::from(refused)), || 7_u8);
+        assert_eq!(ran.ok(), Some(Dispatch::RanInline(7)));
+
+        let config = Err(Error::Config("queue name must not be empty".to_owned()));
+        let failed = or_run_inline(&DEF, config, || -> u8 { panic!("must not run") });
+        assert!(matches!(failed, Err(Error::Config(_))));
     }
 }

@@ -22,6 +22,8 @@ pub struct TaskDef {
     pub workers: usize,
     /// Retries of a failed call before it goes to the dead letters.
     pub retries: u32,
+    /// Items per call of a batch task (its one parameter is a `Vec`); 0 for a plain task.
+    pub batch: usize,
     /// Decodes the arguments and runs the function.
     pub call: fn(Args<'_>) -> CallResult,
 }
@@ -41,6 +43,7 @@ impl TaskDef {
             params,
             workers: 1,
             retries: 3,
+            batch: 0,
             call,
         }
     }
@@ -49,6 +52,13 @@ impl TaskDef {
     #[must_use]
     pub const fn workers(mut self, workers: usize) -> TaskDef {
         self.workers = workers;
+        self
+    }
+
+    /// Makes it a batch task taking up to `batch` items per call.
+    #[must_use]
+    pub const fn batch(mut self, batch: usize) -> TaskDef {
+        self.batch = batch;
         self
     }
 

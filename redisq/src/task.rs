@@ -62,6 +62,22 @@ impl AsRef<str> for TaskId {
     }
 }
 
+/// The lane of a queue a task waits in: higher lanes are always taken first, and each lane
+/// is first in, first out.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Taken before anything else waiting in the queue.
+    High,
+    /// The default lane: `<ns>:{<queue>}:pending`.
+    #[default]
+    Normal,
+    /// Taken only when the other lanes are empty.
+    Low,
+}
+
 /// One task as it travels through Redis; borrowed from the payload when decoded.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Task<'a> {
@@ -83,6 +99,9 @@ pub(crate) struct Task<'a> {
     /// Attempts already made (0 for a new task).
     #[serde(default)]
     pub attempts: u32,
+    /// Set on a batch assembled by a worker (retried as a unit): `args` is the whole batch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 impl<'a> Task<'a> {
@@ -97,6 +116,13 @@ pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Now as Unix time in microseconds.
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -121,6 +147,7 @@ mod tests {
             args: Some(&args),
             enqueued_at: Some(5),
             attempts: 0,
+            batch: false,
         };
         let json = serde_json::to_string(&task).expect("encode");
         assert_eq!(

@@ -13,13 +13,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::backend::RedisQueueBackend;
-use crate::consumer::{Consumer, Counters};
+use crate::consumer::{Consumer, ConsumerQueue, Counters};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::task::TaskId;
 
 /// Tasks claimed per round trip at most, unless set with [`WorkerBuilder::prefetch`].
 const DEFAULT_PREFETCH: usize = 100;
+
+/// How long a batch may wait to fill, unless set with [`WorkerBuilder::batch_wait`].
+const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(50);
 
 /// Starts worker threads for every queue of the tasks registered in this binary, with
 /// the thread count their `#[fifo(workers = N)]` asks for (the largest, when several
@@ -55,10 +58,10 @@ pub struct Worker {
     counters: Arc<Counters>,
 }
 
-/// A running consumer thread and what identifies its claimed list.
+/// A running consumer thread and what identifies its claimed lists.
 #[derive(Debug)]
 struct ConsumerThread {
-    queue: String,
+    queues: Vec<String>,
     id: String,
     handle: JoinHandle<()>,
 }
@@ -94,8 +97,10 @@ impl Worker {
         WorkerBuilder {
             backend,
             queues: None,
+            pools: Vec::new(),
             threads: HashMap::new(),
             prefetch: DEFAULT_PREFETCH,
+            batch_wait: DEFAULT_BATCH_WAIT,
         }
     }
 
@@ -154,17 +159,17 @@ impl Worker {
         for consumer in self.consumers.drain(..) {
             if deadline.is_some() && !consumer.handle.is_finished() {
                 all_finished = false;
-                match self.backend.release_consumer(&consumer.queue, &consumer.id) {
-                    Ok(moved) => log::warn!(
-                        "consumer {} still busy at the shutdown deadline: {moved} task(s) of `{}` handed back",
-                        consumer.id,
-                        consumer.queue
-                    ),
-                    Err(err) => log::warn!(
-                        "consumer {} still busy at the shutdown deadline; its tasks of `{}` return when the lease runs out: {err}",
-                        consumer.id,
-                        consumer.queue
-                    ),
+                for queue in &consumer.queues {
+                    match self.backend.release_consumer(queue, &consumer.id) {
+                        Ok(moved) => log::warn!(
+                            "consumer {} still busy at the shutdown deadline: {moved} task(s) of `{queue}` handed back",
+                            consumer.id
+                        ),
+                        Err(err) => log::warn!(
+                            "consumer {} still busy at the shutdown deadline; its tasks of `{queue}` return when the lease runs out: {err}",
+                            consumer.id
+                        ),
+                    }
                 }
                 continue; // detached: it finishes on its own
             }
@@ -191,8 +196,10 @@ impl Drop for Worker {
 pub struct WorkerBuilder {
     backend: RedisQueueBackend,
     queues: Option<Vec<String>>,
+    pools: Vec<(Vec<String>, usize)>,
     threads: HashMap<String, usize>,
     prefetch: usize,
+    batch_wait: Duration,
 }
 
 impl WorkerBuilder {
@@ -204,6 +211,40 @@ impl WorkerBuilder {
         S: Into<String>,
     {
         self.queues = Some(queues.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds `threads` threads that serve several queues in strict priority order: a thread
+    /// takes from the first queue that has tasks, so a later queue waits while an earlier
+    /// one has any (it can starve under a constant backlog of the earlier ones). These
+    /// queues need not also be named in [`queues`](WorkerBuilder::queues); naming a pool
+    /// and no `queues` serves only the pools. Zero threads adds nothing.
+    ///
+    /// ```no_run
+    /// # fn main() -> redisq::Result<()> {
+    /// # let backend = redisq::RedisQueueBackend::new("redis://127.0.0.1:6379")?;
+    /// let workers = redisq::Worker::builder(backend)
+    ///     .pool(["live_points", "upload_points", "flymaster_points"], 4)
+    ///     .start()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pool<I, S>(mut self, queues: I, threads: usize) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let queues: Vec<String> = queues.into_iter().map(Into::into).collect();
+        if threads > 0 {
+            self.pools.push((queues, threads));
+        }
+        self
+    }
+
+    /// Sets how long a thread that took fewer items than a batch task's batch waits for
+    /// more before it calls the function. Default 50 ms; zero calls at once with what
+    /// there is.
+    pub fn batch_wait(mut self, wait: Duration) -> Self {
+        self.batch_wait = wait;
         self
     }
 
@@ -235,22 +276,35 @@ impl WorkerBuilder {
             let threads = defaults.entry(def.queue.to_owned()).or_insert(0);
             *threads = (*threads).max(def.workers.max(1));
         }
+        let mut batches: BTreeMap<&str, usize> = BTreeMap::new();
+        for def in registry.tasks() {
+            let batch = batches.entry(def.queue).or_insert(0);
+            *batch = (*batch).max(def.batch);
+        }
         let names: Vec<String> = match &self.queues {
             Some(queues) => queues.clone(),
-            None => defaults.keys().cloned().collect(),
+            None if self.pools.is_empty() => defaults.keys().cloned().collect(),
+            None => Vec::new(),
         };
-        let mut queues = BTreeMap::new();
+        // Each group: the queues its threads serve, in priority order, and how many threads.
+        let mut groups: Vec<(Vec<String>, usize)> = Vec::new();
         for name in names {
-            if name.is_empty() {
-                return Err(Error::Config("queue name must not be empty".to_owned()));
-            }
             let threads = self
                 .threads
                 .get(&name)
                 .copied()
                 .unwrap_or_else(|| defaults.get(&name).copied().unwrap_or(1));
-            if threads > 0 {
-                queues.insert(name, threads);
+            groups.push((vec![name], threads));
+        }
+        groups.extend(self.pools.iter().cloned());
+        groups.retain(|(queues, threads)| *threads > 0 && !queues.is_empty());
+        let mut queues: BTreeMap<String, usize> = BTreeMap::new();
+        for (names, threads) in &groups {
+            for name in names {
+                if name.is_empty() {
+                    return Err(Error::Config("queue name must not be empty".to_owned()));
+                }
+                *queues.entry(name.clone()).or_insert(0) += threads;
             }
         }
         if queues.is_empty() {
@@ -260,7 +314,7 @@ impl WorkerBuilder {
             ));
         }
         let id = TaskId::generate().to_string();
-        log_start(&id, &registry, &queues, &self.backend);
+        log_start(&id, &registry, &groups, &self.backend);
 
         let stop = Arc::new(AtomicBool::new(false));
         let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(0);
@@ -276,32 +330,44 @@ impl WorkerBuilder {
             counters: counters.clone(),
         };
         let mut consumers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (queue, &threads) in &queues {
-            for n in 0..threads {
+        let mut n = 0;
+        for (names, threads) in &groups {
+            for _ in 0..*threads {
                 let consumer = Consumer {
                     backend: self.backend.clone(),
-                    queue: queue.clone(),
+                    queues: names
+                        .iter()
+                        .map(|name| ConsumerQueue {
+                            name: name.clone(),
+                            keys: self.backend.keys(name),
+                            batch: batches.get(name.as_str()).copied().unwrap_or(0),
+                        })
+                        .collect(),
                     id: format!("{id}-{n}"),
                     registry: registry.clone(),
                     counters: counters.clone(),
                     stop: stop.clone(),
                     wake: wake_rx.clone(),
                     max_prefetch: self.prefetch,
+                    batch_wait: self.batch_wait,
                 };
                 let consumer_id = consumer.id.clone();
-                consumers
-                    .entry(queue.clone())
-                    .or_default()
-                    .push(consumer_id.clone());
+                for name in names {
+                    consumers
+                        .entry(name.clone())
+                        .or_default()
+                        .push(consumer_id.clone());
+                }
                 let handle = thread::Builder::new()
-                    .name(format!("redisq-{queue}-{n}"))
+                    .name(format!("redisq-{}-{n}", names.join("+")))
                     .spawn(move || consumer.run())
                     .map_err(Error::Spawn)?;
                 worker.consumers.push(ConsumerThread {
-                    queue: queue.clone(),
+                    queues: names.clone(),
                     id: consumer_id,
                     handle,
                 });
+                n += 1;
             }
         }
         let heartbeat = Heartbeat {
@@ -321,7 +387,7 @@ impl WorkerBuilder {
 fn log_start(
     id: &str,
     registry: &Registry,
-    queues: &BTreeMap<String, usize>,
+    groups: &[(Vec<String>, usize)],
     backend: &RedisQueueBackend,
 ) {
     let tasks = registry.tasks();
@@ -334,8 +400,19 @@ fn log_start(
     for def in tasks {
         log::info!("  task {} (queue `{}`)", def.name, def.queue);
     }
-    for (queue, threads) in queues {
-        log::info!("  serving queue `{queue}` with {threads} thread(s)");
+    for (queues, threads) in groups {
+        if let [queue] = queues.as_slice() {
+            log::info!("  serving queue `{queue}` with {threads} thread(s)");
+        } else {
+            log::info!(
+                "  serving queues {} in this priority order with {threads} thread(s)",
+                queues
+                    .iter()
+                    .map(|q| format!("`{q}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
 }
 

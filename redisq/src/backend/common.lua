@@ -8,8 +8,9 @@ end
 
 -- Applies the outcomes of failed tasks: ARGV[first .. first + 3n - 1] holds n triples
 -- (kind, score, member): kind "retry" adds member (a payload) to the scheduled set due at
--- score; kind "dead" adds member (a dead-letter record) to the dead set at score. The dead
--- set is then trimmed to dead_max records no older than dead_age ms (0: no age bound).
+-- score (Unix ms); kind "dead" adds member (a dead-letter record) to the dead set at score
+-- (Unix microseconds). The dead set is then trimmed to dead_max records no older than
+-- dead_age ms (0: no age bound).
 local function apply_effects(scheduled, dead, first, n, dead_max, dead_age, now)
   local any_dead = false
   for i = 0, n - 1 do
@@ -25,7 +26,7 @@ local function apply_effects(scheduled, dead, first, n, dead_max, dead_age, now)
   end
   if any_dead then
     if dead_age > 0 then
-      redis.call('ZREMRANGEBYSCORE', dead, '-inf', '(' .. (now - dead_age))
+      redis.call('ZREMRANGEBYSCORE', dead, '-inf', '(' .. ((now - dead_age) * 1000))
     end
     redis.call('ZREMRANGEBYRANK', dead, 0, -(dead_max + 1))
   end

@@ -18,6 +18,7 @@ use crate::dead::DeadLetter;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::retry::{self, Backoff};
+use crate::task::Priority;
 use ops::DeadRetention;
 use pool::{Pool, Pooled};
 
@@ -488,9 +489,18 @@ impl RedisQueueBackend {
 
     /// Pushes an encoded task onto the tail of `queue`.
     pub(crate) fn push(&self, queue: &str, payload: &[u8]) -> Result<()> {
-        let key = self.keys(queue).pending();
+        self.push_many(queue, &[payload])
+    }
+
+    /// Pushes encoded tasks onto the tail of `queue`, in order, and rings its signal list,
+    /// in one round trip on one pooled connection.
+    pub(crate) fn push_many(&self, queue: &str, payloads: &[&[u8]]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let keys = self.keys(queue);
         let mut con = self.connection()?;
-        con.run(|c| redis::cmd("RPUSH").arg(&key).arg(payload).query::<()>(c))?;
+        con.run(|c| ops::push(c, &keys, Priority::Normal, payloads))?;
         Ok(())
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Take, lease, acknowledge and the outcome of failed tasks are atomic on the Redis side:
 //! `settle.lua` acknowledges the tasks done, schedules retries and writes dead letters,
-//! promotes due scheduled tasks, renews the lease and claims more, in one script; `BLMOVE`
-//! claims one task when the queue was empty; `recover.lua` returns the tasks of a consumer
-//! whose lease ran out. Every script is `common.lua` followed by its own file.
+//! promotes due scheduled tasks, renews the lease and claims more, in one script. When the
+//! queues are empty a consumer blocks on their signal lists (`BLPOP`), which every
+//! enqueue rings ([`push`]), and claims again. `recover.lua` returns the tasks of a
+//! consumer whose lease ran out. The scripts are `common.lua` followed by their own file.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use redis::{Connection, RedisResult, Script};
 
 use crate::keys::QueueKeys;
+use crate::task::Priority;
 
 macro_rules! script {
     ($file:literal) => {
@@ -33,7 +35,7 @@ pub(crate) type Payload = Vec<u8>;
 pub(crate) enum Effect {
     /// Run again at `due` (Unix ms): the payload carries the attempt count and errors.
     Retry { due: u64, payload: Vec<u8> },
-    /// Set aside: a dead-letter record written at `at` (Unix ms).
+    /// Set aside: a dead-letter record written at `at` (Unix microseconds).
     Dead { at: u64, record: Vec<u8> },
 }
 
@@ -61,6 +63,51 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+fn settle_keys(invocation: &mut redis::ScriptInvocation<'_>, keys: &QueueKeys, consumer: &str) {
+    invocation
+        .key(keys.pending())
+        .key(keys.claimed(consumer))
+        .key(keys.leases())
+        .key(keys.scheduled())
+        .key(keys.dead())
+        .key(keys.lane(Priority::High))
+        .key(keys.lane(Priority::Low))
+        .key(keys.signal());
+}
+
+/// Payloads per `RPUSH` when pushing many.
+const PUSH_CHUNK: usize = 1_000;
+
+/// Wake-up tokens kept at most in a queue's signal list.
+const SIGNAL_MAX: i64 = 64;
+
+/// Pushes payloads onto a lane of a queue, in order, and rings its signal list (which
+/// at-least-once consumers block on), in one pipelined round trip: one `RPUSH` per
+/// [`PUSH_CHUNK`] payloads, then one token, trimmed to [`SIGNAL_MAX`].
+pub(crate) fn push(
+    con: &mut Connection,
+    keys: &QueueKeys,
+    priority: Priority,
+    payloads: &[&[u8]],
+) -> RedisResult<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let lane = keys.lane(priority);
+    let signal = keys.signal();
+    let mut pipe = redis::pipe();
+    for chunk in payloads.chunks(PUSH_CHUNK) {
+        pipe.cmd("RPUSH").arg(&lane).arg(chunk).ignore();
+    }
+    pipe.cmd("RPUSH").arg(&signal).arg(1).ignore();
+    pipe.cmd("LTRIM")
+        .arg(&signal)
+        .arg(-SIGNAL_MAX)
+        .arg(-1)
+        .ignore();
+    pipe.query(con)
+}
+
 /// One settle round trip: see `settle.lua`. Returns the tasks taken (none for release).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn settle(
@@ -75,12 +122,8 @@ pub(crate) fn settle(
     retention: DeadRetention,
 ) -> RedisResult<Vec<Payload>> {
     let mut invocation = SETTLE.prepare_invoke();
+    settle_keys(&mut invocation, keys, consumer);
     invocation
-        .key(keys.pending())
-        .key(keys.claimed(consumer))
-        .key(keys.leases())
-        .key(keys.scheduled())
-        .key(keys.dead())
         .arg(consumer)
         .arg(millis(lease))
         .arg(done)
@@ -113,12 +156,9 @@ pub(crate) fn release_all(
     keys: &QueueKeys,
     consumer: &str,
 ) -> RedisResult<usize> {
-    SETTLE
-        .key(keys.pending())
-        .key(keys.claimed(consumer))
-        .key(keys.leases())
-        .key(keys.scheduled())
-        .key(keys.dead())
+    let mut invocation = SETTLE.prepare_invoke();
+    settle_keys(&mut invocation, keys, consumer);
+    invocation
         .arg(consumer)
         .arg(0)
         .arg(0)
@@ -130,34 +170,44 @@ pub(crate) fn release_all(
         .invoke(con)
 }
 
-/// Waits up to `timeout` for a task and claims it (`BLMOVE`). The consumer's lease
-/// must already be current: [`settle`] renews it just before.
-pub(crate) fn claim_blocking(
+/// Waits up to `timeout` for a wake-up token on any of the queues' signal lists; true
+/// when one came (tasks may be waiting: claim them with [`settle`]).
+pub(crate) fn wait_signal(
     con: &mut Connection,
-    keys: &QueueKeys,
-    consumer: &str,
+    queues: &[&QueueKeys],
     timeout: Duration,
-) -> RedisResult<Option<Payload>> {
-    redis::cmd("BLMOVE")
-        .arg(keys.pending())
-        .arg(keys.claimed(consumer))
-        .arg("LEFT")
-        .arg("RIGHT")
-        .arg(timeout.as_secs_f64())
-        .query(con)
+) -> RedisResult<bool> {
+    let mut cmd = redis::cmd("BLPOP");
+    for keys in queues {
+        cmd.arg(keys.signal());
+    }
+    let woke: Option<(String, String)> = cmd.arg(timeout.as_secs_f64()).query(con)?;
+    Ok(woke.is_some())
 }
 
-/// Waits up to `timeout` for one task and pops it without a lease (at most once).
+/// Waits up to `timeout` for one task in any lane of any of the queues, in their order,
+/// and pops it without a lease (at most once). Returns the queue's index and the payload.
 pub(crate) fn pop_blocking(
     con: &mut Connection,
-    keys: &QueueKeys,
+    queues: &[&QueueKeys],
     timeout: Duration,
-) -> RedisResult<Option<Payload>> {
-    let popped: Option<(String, Payload)> = redis::cmd("BLPOP")
-        .arg(keys.pending())
-        .arg(timeout.as_secs_f64())
-        .query(con)?;
-    Ok(popped.map(|(_, payload)| payload))
+) -> RedisResult<Option<(usize, Payload)>> {
+    let mut cmd = redis::cmd("BLPOP");
+    let mut lanes = Vec::new();
+    for (index, keys) in queues.iter().enumerate() {
+        for priority in [Priority::High, Priority::Normal, Priority::Low] {
+            let lane = keys.lane(priority);
+            cmd.arg(&lane);
+            lanes.push((lane, index));
+        }
+    }
+    let popped: Option<(String, Payload)> = cmd.arg(timeout.as_secs_f64()).query(con)?;
+    Ok(popped.and_then(|(key, payload)| {
+        lanes
+            .iter()
+            .find(|(lane, _)| *lane == key)
+            .map(|(_, index)| (*index, payload))
+    }))
 }
 
 /// The consumer's claimed list, oldest first (used to resynchronise after an error).
@@ -225,6 +275,7 @@ pub(crate) fn recover(
         .key(keys.pending())
         .key(keys.claimed(consumer))
         .key(keys.leases())
+        .key(keys.signal())
         .arg(consumer)
         .invoke(con)?;
     Ok(usize::try_from(moved).ok())

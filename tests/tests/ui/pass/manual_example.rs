@@ -23,6 +23,12 @@ pub(crate) fn resize(path: String, width: u32) {
     let _ = (path, width);
 }
 
+/// Counts a visit; runs here and now when Redis is down.
+#[fifo(queue = "stats", fallback = "inline")]
+pub fn count_visit(page: String) -> usize {
+    page.len()
+}
+
 fn example() -> redisq::Result<()> {
     assert_eq!(send_email::NAME, "mail::send");
     assert_eq!(resize::QUEUE, "images");
@@ -39,6 +45,25 @@ fn example() -> redisq::Result<()> {
     // Enqueues on an explicit backend.
     let mail = Mail { to: "bob@example.com".into(), subject: "hi".into() };
     let _id = send_email::enqueue(&backend, mail)?;
+
+    // Enqueues on a queue named at run time.
+    let mail = Mail { to: "eve@example.eu".into(), subject: "hi".into() };
+    let _id = send_email::enqueue_to(&backend, "emails-eu", mail)?;
+
+    // Enqueues many calls in one round trip; one item per call.
+    let _ids: Vec<redisq::TaskId> = resize::enqueue_many(
+        &backend,
+        [("a.png".to_owned(), 64), ("b.png".to_owned(), 64)],
+    )?;
+
+    // Enqueues, or runs inline when Redis is unreachable.
+    let mail = Mail { to: "ada@example.com".into(), subject: "hi".into() };
+    match send_email::enqueue_or_run(&backend, mail)? {
+        redisq::Dispatch::Queued(id) => println!("queued {id}"),
+        redisq::Dispatch::RanInline(sent) => println!("ran inline: {}", sent.is_ok()),
+    }
+    // With `fallback = "inline"`, the plain call does the same.
+    let _counted: redisq::Dispatch<usize> = count_visit("/".to_owned())?;
     Ok(())
 }
 
