@@ -8,7 +8,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
-use syn::{Error, LitInt, LitStr, Token};
+use syn::{Error, Ident, LitInt, LitStr, Token};
 
 /// The keys the attribute accepts.
 mod kw {
@@ -17,6 +17,8 @@ mod kw {
     syn::custom_keyword!(workers);
     syn::custom_keyword!(retries);
     syn::custom_keyword!(fallback);
+    syn::custom_keyword!(priority);
+    syn::custom_keyword!(batch);
 }
 
 /// The parsed and validated arguments of one `#[fifo(...)]` attribute.
@@ -36,6 +38,11 @@ pub(crate) struct FifoArgs {
     /// `fallback = "inline"`: the plain call runs the body inline when Redis is
     /// unreachable, and returns a `Dispatch`. `"inline"` is the only value.
     pub(crate) fallback_inline: bool,
+    /// `priority = "high" | "normal" | "low"`: the default lane, as the variant's name
+    /// (`High`, `Normal`, `Low`), spanned at the string.
+    pub(crate) priority: Option<Ident>,
+    /// `batch = N`: a batch task taking up to N items per call (N at least 1).
+    pub(crate) batch: Option<LitInt>,
 }
 
 impl Parse for FifoArgs {
@@ -48,6 +55,8 @@ impl Parse for FifoArgs {
         let mut workers: Option<LitInt> = None;
         let mut retries: Option<LitInt> = None;
         let mut fallback: Option<LitStr> = None;
+        let mut priority: Option<Ident> = None;
+        let mut batch: Option<LitInt> = None;
 
         while !input.is_empty() {
             let lookahead = input.lookahead1();
@@ -71,6 +80,14 @@ impl Parse for FifoArgs {
                 let key: kw::fallback = input.parse()?;
                 let value = parse_fallback(input)?;
                 set_once(&mut fallback, key, "fallback", value)?;
+            } else if lookahead.peek(kw::priority) {
+                let key: kw::priority = input.parse()?;
+                let value = parse_priority(input)?;
+                set_once(&mut priority, key, "priority", value)?;
+            } else if lookahead.peek(kw::batch) {
+                let key: kw::batch = input.parse()?;
+                let value = parse_batch(input)?;
+                set_once(&mut batch, key, "batch", value)?;
             } else {
                 return Err(lookahead.error());
             }
@@ -96,6 +113,8 @@ impl Parse for FifoArgs {
             workers,
             retries,
             fallback_inline: fallback.is_some(),
+            priority,
+            batch,
         })
     }
 }
@@ -125,6 +144,37 @@ fn parse_non_empty_str(input: ParseStream<'_>, empty_message: &str) -> syn::Resu
         return Err(Error::new_spanned(lit, empty_message));
     }
     Ok(lit)
+}
+
+/// Parses `= "high" | "normal" | "low"` into the `Priority` variant's name.
+fn parse_priority(input: ParseStream<'_>) -> syn::Result<Ident> {
+    input.parse::<Token![=]>()?;
+    let lit: LitStr = input.parse()?;
+    let variant = match lit.value().as_str() {
+        "high" => "High",
+        "normal" => "Normal",
+        "low" => "Low",
+        _ => {
+            return Err(Error::new_spanned(
+                lit,
+                "`priority` must be \"high\", \"normal\" or \"low\"",
+            ))
+        }
+    };
+    Ok(Ident::new(variant, lit.span()))
+}
+
+/// Parses `= N` where `N` is an integer literal of at least 1 that fits a `usize`.
+fn parse_batch(input: ParseStream<'_>) -> syn::Result<LitInt> {
+    input.parse::<Token![=]>()?;
+    let lit: LitInt = input.parse()?;
+    let value: usize = lit
+        .base10_parse()
+        .map_err(|_| Error::new_spanned(&lit, "`batch` must be a whole number of items"))?;
+    if value == 0 {
+        return Err(Error::new_spanned(lit, "`batch` must be at least 1"));
+    }
+    Ok(LitInt::new(&value.to_string(), lit.span()))
 }
 
 /// Parses `= N` where `N` is an integer literal of at least 1 that fits a `usize`.
@@ -217,9 +267,14 @@ mod tests {
             "missing `queue` argument: write #[fifo(queue = \"name\")]"
         );
         assert_eq!(
-            err(quote!(queue = "q", priority = 3)),
-            "expected one of: `queue`, `name`, `workers`, `retries`, `fallback`"
+            err(quote!(queue = "q", colour = 3)),
+            "expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`"
         );
+        assert_eq!(
+            err(quote!(queue = "q", priority = "urgent")),
+            "`priority` must be \"high\", \"normal\" or \"low\""
+        );
+        assert_eq!(err(quote!(queue = "q", batch = 0)), "`batch` must be at least 1");
         assert_eq!(
             err(quote!(queue = "q", fallback = "queue")),
             "`fallback` must be \"inline\""

@@ -44,6 +44,12 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
 
     let args = syn::parse2::<FifoArgs>(args);
     let params = check_signature(&func.sig);
+    let params = match (&args, params) {
+        (Ok(args), Ok(params)) if args.batch.is_some() => {
+            check_batch(&func.sig, &params).map(|()| params)
+        }
+        (_, params) => params,
+    };
     match (args, params) {
         (Ok(args), Ok(params)) => expand(&args, &func, &params),
         (args, params) => {
@@ -57,6 +63,35 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
             let errors = errors.map(|e| e.to_compile_error());
             quote!(#errors #item)
         }
+    }
+}
+
+/// A batch task takes exactly one argument, a `Vec` of items.
+fn check_batch(sig: &Signature, params: &[Param<'_>]) -> syn::Result<()> {
+    const MESSAGE: &str =
+        "a batch task takes exactly one argument, a `Vec` of items: e.g. `points: Vec<Point>`";
+    match params {
+        [param] if vec_item(param.ty).is_some() => Ok(()),
+        [param] => Err(Error::new_spanned(param.ty, MESSAGE)),
+        _ => Err(Error::new_spanned(&sig.inputs, MESSAGE)),
+    }
+}
+
+/// `T` when `ty` is `Vec<T>` (by its last path segment).
+fn vec_item(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let segment = path.path.segments.last()?;
+    if segment.ident != "Vec" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(item)] => Some(item),
+        _ => None,
     }
 }
 
@@ -460,16 +495,8 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             (quote!(#ty), quote!(#inner))
         }
     };
-    // One call of `enqueue_many`: the argument types as a tuple, except that one
-    // argument is its own type and none is `()`; and how an item becomes the
-    // argument tuple that is serialized.
-    let (item_ty, item_to_args) = match inner_types.as_slice() {
-        [] => (quote!(()), quote!(.map(|()| [(); 0]))),
-        [ty] => (quote!(#ty), quote!(.map(|__redisq_item| (__redisq_item,)))),
-        types => (quote!((#(#types,)*)), quote!()),
-    };
-    // `backend`, `delay`, `at`, `queue`, `items` unless a task parameter already has
-    // that name.
+    // `backend`, `delay`, `at`, `queue`, `items`, `item` unless a task parameter already
+    // has that name.
     let own_param = |name: &str| {
         if idents.iter().any(|i| *i == name) {
             format_ident!("{}{}", RESERVED_PREFIX, name)
@@ -482,6 +509,45 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
     let at = own_param("at");
     let queue_param = own_param("queue");
     let items = own_param("items");
+    let item = own_param("item");
+
+    // What one enqueued call takes: the arguments, or for a batch task one item. Then the
+    // argument tuple that is serialized (by value, and by reference for calls that keep
+    // the arguments to run them inline), and what `enqueue_many` takes per call (the
+    // argument types as a tuple, except that one argument is its own type and none is
+    // `()`) with how it becomes the tuple.
+    let batch_item = args
+        .batch
+        .as_ref()
+        .and_then(|_| inner_types.first())
+        .and_then(vec_item)
+        .cloned();
+    let (call_params, call_args, item_ty, item_to_args) = match &batch_item {
+        Some(item_ty) => (
+            vec![quote!(#item: #item_ty)],
+            quote!(&(#item,)),
+            quote!(#item_ty),
+            quote!(.map(|__redisq_item| (__redisq_item,))),
+        ),
+        None => {
+            let (item_ty, item_to_args) = match inner_types.as_slice() {
+                [] => (quote!(()), quote!(.map(|()| [(); 0]))),
+                [ty] => (quote!(#ty), quote!(.map(|__redisq_item| (__redisq_item,)))),
+                types => (quote!((#(#types,)*)), quote!()),
+            };
+            (
+                inner_params.clone(),
+                args_tuple.clone(),
+                item_ty,
+                item_to_args,
+            )
+        }
+    };
+    let default_options = quote!(&::core::default::Default::default());
+    let call_idents: Vec<&Ident> = match &batch_item {
+        Some(_) => vec![&item],
+        None => idents.clone(),
+    };
 
     // Intra-doc links to the module's functions, unless the name is a raw
     // identifier, which a link cannot spell.
@@ -490,10 +556,15 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
     } else {
         (format!("[`{ident}::run`]"), format!("[`{ident}::enqueue`]"))
     };
+    let what = if batch_item.is_some() {
+        "each item as its own task"
+    } else {
+        "the call"
+    };
     let enqueue_doc = if args.fallback_inline {
         format!(
-            " Calling this function enqueues the call on queue `{queue}` through the global \
-             backend (see `redisq::init`) and returns `Dispatch::Queued` with the task's id. \
+            " Calling this function enqueues {what} on queue `{queue}` through the global \
+             backend (see `redisq::init`) and returns `Dispatch::Queued` with the id(s). \
              When Redis is unreachable (`redisq::Error::Unavailable`), it runs the body inline \
              in this thread instead and returns `Dispatch::RanInline` with what the body \
              returned (`#[fifo(fallback = \"inline\")]`); other errors are returned. Use \
@@ -502,30 +573,135 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
         )
     } else {
         format!(
-            " Calling this function does not run it: it enqueues the call on queue `{queue}` \
-             through the global backend (see `redisq::init`) and returns the task's id. Use \
+            " Calling this function does not run it: it enqueues {what} on queue `{queue}` \
+             through the global backend (see `redisq::init`) and returns the id(s). Use \
              {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
             queue = queue.value(),
         )
     };
     // The plain call: enqueue on the global backend, and with `fallback = "inline"`
     // run the body here when Redis is unreachable.
-    let plain_call = if args.fallback_inline {
-        quote! {
+    let plain_call = match (&batch_item, args.fallback_inline) {
+        (None, false) => quote! {
+            #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
+                ::redisq::__private::submit(
+                    &::redisq::__private::global()?,
+                    &#ident::DEF,
+                    #default_options,
+                    #args_tuple,
+                )
+            }
+        },
+        (None, true) => quote! {
             #vis fn #ident(#(#outer_params),*)
                 -> ::redisq::Result<::redisq::Dispatch<#outer_ret>>
             {
-                let __redisq_enqueued =
-                    ::redisq::__private::enqueue_global(&#ident::DEF, #args_ref_tuple);
+                let __redisq_enqueued = ::redisq::__private::global().and_then(|__redisq_b| {
+                    ::redisq::__private::submit(
+                        &__redisq_b,
+                        &#ident::DEF,
+                        #default_options,
+                        #args_ref_tuple,
+                    )
+                });
                 ::redisq::__private::or_run_inline(&#ident::DEF, __redisq_enqueued, move || {
                     #run_ident(#(#idents),*)
                 })
             }
+        },
+        (Some(_), false) => {
+            let items_ident = idents[0];
+            quote! {
+                #vis fn #ident(#(#outer_params),*)
+                    -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>>
+                {
+                    ::redisq::__private::submit_many(
+                        &::redisq::__private::global()?,
+                        &#ident::DEF,
+                        #default_options,
+                        ::core::iter::IntoIterator::into_iter(#items_ident)
+                            .map(|__redisq_item| (__redisq_item,)),
+                    )
+                }
+            }
         }
-    } else {
-        quote! {
-            #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::enqueue_global(&#ident::DEF, #args_tuple)
+        (Some(_), true) => {
+            let items_ident = idents[0];
+            quote! {
+                #vis fn #ident(#(#outer_params),*)
+                    -> ::redisq::Result<
+                        ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
+                    >
+                {
+                    let __redisq_enqueued = ::redisq::__private::global().and_then(|__redisq_b| {
+                        ::redisq::__private::submit_many(
+                            &__redisq_b,
+                            &#ident::DEF,
+                            #default_options,
+                            #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
+                        )
+                    });
+                    ::redisq::__private::or_run_inline(&#ident::DEF, __redisq_enqueued, move || {
+                        #run_ident(#items_ident)
+                    })
+                }
+            }
+        }
+    };
+    // `enqueue_or_run`: for a batch task, of many items at once.
+    let enqueue_or_run = match &batch_item {
+        None => quote! {
+            /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
+            /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
+            /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
+            /// returned.
+            ///
+            /// # Errors
+            /// Any other error of `enqueue`, for which the body does not run.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue_or_run(
+                #backend: &::redisq::RedisQueueBackend,
+                #(#inner_params),*
+            ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> {
+                let __redisq_enqueued = ::redisq::__private::submit(
+                    #backend,
+                    &DEF,
+                    #default_options,
+                    #args_ref_tuple,
+                );
+                ::redisq::__private::or_run_inline(&DEF, __redisq_enqueued, move || {
+                    self::run(#(#idents),*)
+                })
+            }
+        },
+        Some(_) => {
+            let items_ident = idents[0];
+            let items_ty = &inner_types[0];
+            quote! {
+                /// Enqueues each item as its own task, in one round trip, and returns
+                /// `Dispatch::Queued` with their ids; when Redis is unreachable
+                /// (`redisq::Error::Unavailable`), runs the body inline with all the items
+                /// instead, logs a warning and returns `Dispatch::RanInline` with what it
+                /// returned.
+                ///
+                /// # Errors
+                /// Any other error of `enqueue_many`, for which the body does not run.
+                pub fn enqueue_or_run(
+                    #backend: &::redisq::RedisQueueBackend,
+                    #items_ident: #items_ty,
+                ) -> ::redisq::Result<
+                    ::redisq::Dispatch<#inner_ret, ::std::vec::Vec<::redisq::TaskId>>,
+                > {
+                    let __redisq_enqueued = ::redisq::__private::submit_many(
+                        #backend,
+                        &DEF,
+                        #default_options,
+                        #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
+                    );
+                    ::redisq::__private::or_run_inline(&DEF, __redisq_enqueued, move || {
+                        self::run(#items_ident)
+                    })
+                }
             }
         }
     };
@@ -540,6 +716,11 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
     };
     let workers = args.workers.as_ref().map(|n| quote!(.workers(#n)));
     let retries = args.retries.as_ref().map(|n| quote!(.retries(#n)));
+    let priority = args
+        .priority
+        .as_ref()
+        .map(|p| quote!(.priority(::redisq::Priority::#p)));
+    let batch = args.batch.as_ref().map(|n| quote!(.batch(#n)));
 
     // Decoding the arguments in `__redisq_call`: each `let` is spanned at the
     // parameter's type, so a type that cannot be deserialized is reported there.
@@ -595,7 +776,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             #[doc(hidden)]
             pub const DEF: ::redisq::__private::TaskDef =
                 ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
-                    #workers #retries;
+                    #workers #retries #priority #batch;
 
             ::redisq::__private::inventory::submit! { DEF }
 
@@ -609,9 +790,9 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             #[allow(clippy::too_many_arguments)]
             pub fn enqueue(
                 #backend: &::redisq::RedisQueueBackend,
-                #(#inner_params),*
+                #(#call_params),*
             ) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::enqueue(#backend, &DEF, #args_tuple)
+                ::redisq::__private::submit(#backend, &DEF, #default_options, #call_args)
             }
 
             /// Enqueues a call on `queue`, named at run time, instead of the task's own
@@ -623,15 +804,15 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             pub fn enqueue_to(
                 #backend: &::redisq::RedisQueueBackend,
                 #queue_param: &str,
-                #(#inner_params),*
+                #(#call_params),*
             ) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::enqueue_to(#backend, &DEF, #queue_param, #args_tuple)
+                with(#backend).queue(#queue_param).enqueue(#(#call_idents),*)
             }
 
             /// Enqueues one call per item (the arguments as a tuple; one argument alone;
-            /// `()` for none) on the task's queue, in one round trip, and returns their
-            /// ids in item order; the queue holds them in that order too. No items: no
-            /// round trip, no ids.
+            /// `()` for none; for a batch task, one item) on the task's queue, in one round
+            /// trip, and returns their ids in item order; the queue holds them in that
+            /// order too. No items: no round trip, no ids.
             ///
             /// # Errors
             /// When an item's arguments cannot be serialized, nothing is enqueued. When
@@ -640,40 +821,19 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
                 #backend: &::redisq::RedisQueueBackend,
                 #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
             ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
-                ::redisq::__private::enqueue_many(
-                    #backend,
-                    &DEF,
-                    ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
-                )
+                with(#backend).enqueue_many(#items)
             }
 
-            /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
-            /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
-            /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
-            /// returned.
-            ///
-            /// # Errors
-            /// Any other error of `enqueue`, for which the body does not run.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_or_run(
-                #backend: &::redisq::RedisQueueBackend,
-                #(#inner_params),*
-            ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> {
-                let __redisq_enqueued =
-                    ::redisq::__private::enqueue(#backend, &DEF, #args_ref_tuple);
-                ::redisq::__private::or_run_inline(&DEF, __redisq_enqueued, move || {
-                    self::run(#(#idents),*)
-                })
-            }
+            #enqueue_or_run
 
             /// Enqueues a call to run once `delay` has passed, and returns its id.
             #[allow(clippy::too_many_arguments)]
             pub fn enqueue_in(
                 #backend: &::redisq::RedisQueueBackend,
                 #delay: ::core::time::Duration,
-                #(#inner_params),*
+                #(#call_params),*
             ) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::enqueue_in(#backend, &DEF, #delay, #args_tuple)
+                with(#backend).delay(#delay).enqueue(#(#call_idents),*)
             }
 
             /// Enqueues a call to run at `at` (at once if it is past), and returns its id.
@@ -681,9 +841,71 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             pub fn enqueue_at(
                 #backend: &::redisq::RedisQueueBackend,
                 #at: ::std::time::SystemTime,
-                #(#inner_params),*
+                #(#call_params),*
             ) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::enqueue_at(#backend, &DEF, #at, #args_tuple)
+                with(#backend).at(#at).enqueue(#(#call_idents),*)
+            }
+
+            /// Options for the next call on `backend`: its priority lane, its queue, when it
+            /// is due. `with(&backend).priority(redisq::Priority::High).enqueue(..)`.
+            pub fn with(#backend: &::redisq::RedisQueueBackend) -> With<'_> {
+                With {
+                    backend: #backend,
+                    options: ::core::default::Default::default(),
+                }
+            }
+
+            /// A call being set up by [`with`].
+            #[must_use = "nothing is enqueued until `enqueue` or `enqueue_many` is called"]
+            pub struct With<'a> {
+                backend: &'a ::redisq::RedisQueueBackend,
+                options: ::redisq::__private::Options<'a>,
+            }
+
+            impl<'a> With<'a> {
+                /// Waits in this lane of the queue instead of the task's default.
+                pub fn priority(mut self, priority: ::redisq::Priority) -> Self {
+                    self.options.priority = ::core::option::Option::Some(priority);
+                    self
+                }
+
+                /// Goes to `queue`, named at run time, instead of the task's own.
+                pub fn queue(mut self, queue: &'a str) -> Self {
+                    self.options.queue = ::core::option::Option::Some(queue);
+                    self
+                }
+
+                /// Runs once `delay` has passed (in the normal lane when due).
+                pub fn delay(mut self, delay: ::core::time::Duration) -> Self {
+                    self.options.at =
+                        ::core::option::Option::Some(::std::time::SystemTime::now() + delay);
+                    self
+                }
+
+                /// Runs at `at`, at once if it is past (in the normal lane when due).
+                pub fn at(mut self, at: ::std::time::SystemTime) -> Self {
+                    self.options.at = ::core::option::Option::Some(at);
+                    self
+                }
+
+                /// Enqueues the call and returns its id.
+                #[allow(clippy::too_many_arguments)]
+                pub fn enqueue(self, #(#call_params),*) -> ::redisq::Result<::redisq::TaskId> {
+                    ::redisq::__private::submit(self.backend, &DEF, &self.options, #call_args)
+                }
+
+                /// Enqueues one call per item in one round trip; see [`enqueue_many`].
+                pub fn enqueue_many(
+                    self,
+                    #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
+                ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
+                    ::redisq::__private::submit_many(
+                        self.backend,
+                        &DEF,
+                        &self.options,
+                        ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
+                    )
+                }
             }
 
             fn __redisq_call(

@@ -62,10 +62,22 @@ use proc_macro::TokenStream;
 ///     `with_timeout` before running inline;
 ///   - `send_email::enqueue_in(backend, delay: Duration, ..)` and
 ///     `send_email::enqueue_at(backend, at: SystemTime, ..)`, which enqueue a
-///     delayed call: it waits in the queue's scheduled set until it is due.
+///     delayed call: it waits in the queue's scheduled set until it is due;
+///   - `send_email::with(backend)`, a builder for one call's options:
+///     `.priority(redisq::Priority::High)` (the lane), `.queue("emails-eu")`,
+///     `.delay(d)` or `.at(t)`, then `.enqueue(..)` or `.enqueue_many(items)`.
 ///
 /// Parameters of these functions that a task parameter's name would clash with
-/// (`backend`, `queue`, `items`, `delay`, `at`) take the `__redisq_` prefix.
+/// (`backend`, `queue`, `items`, `item`, `delay`, `at`) take the `__redisq_` prefix.
+///
+/// A batch task (`batch = N`) takes one argument, a `Vec` of items, and is
+/// enqueued item by item: `enqueue(backend, item)`, `enqueue_many(backend,
+/// items)`, and the plain call `insert_points(points)` enqueues each item of the
+/// `Vec` as its own task and returns their ids (with `fallback = "inline"`, a
+/// `Dispatch<R, Vec<TaskId>>`; `enqueue_or_run(backend, items)` likewise). A
+/// worker takes up to N items in one round trip, waiting up to its batch wait
+/// (50 ms) for a batch to fill, and calls the function once with all of them;
+/// the batch succeeds, is retried or goes to the dead letters as a unit.
 ///
 /// Inside the body, `send_email` is the enqueuing function: a recursive call
 /// enqueues a new task. Call `send_email::run` to recurse inline.
@@ -86,6 +98,11 @@ use proc_macro::TokenStream;
 /// - `retries = N` (optional): how many times a failed call (an `Err` or a
 ///   panic) is retried, with exponential backoff and jitter, before it goes to
 ///   the queue's dead letters. An integer literal; defaults to 3; 0 never retries.
+/// - `priority = "high" | "normal" | "low"` (optional): the lane of the queue a
+///   call waits in unless the caller chooses another with `with(..).priority(..)`.
+///   Defaults to `"normal"`. Higher lanes are always taken first; each is FIFO.
+/// - `batch = N` (optional): makes a batch task of a function whose one argument
+///   is a `Vec` of items, called with up to N items at once (see above). At least 1.
 /// - `fallback = "inline"` (optional): the plain call `send_email(..)` falls back
 ///   to running the body inline when Redis is unreachable, and returns
 ///   `redisq::Result<redisq::Dispatch<R>>` instead of
@@ -183,7 +200,8 @@ use proc_macro::TokenStream;
 ///
 /// ```text
 /// missing `queue` argument: write #[fifo(queue = "name")]
-/// expected one of: `queue`, `name`, `workers`, `retries`, `fallback`   (an unknown key)
+/// expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`
+///                                                    (an unknown key)
 /// expected only a single `queue` argument            (a repeated key)
 /// queue name must not be empty
 /// task name must not be empty
@@ -191,6 +209,9 @@ use proc_macro::TokenStream;
 /// expected integer literal                           (e.g. workers = "2")
 /// `retries` must be a whole number: 0 or more
 /// `fallback` must be "inline"
+/// `priority` must be "high", "normal" or "low"
+/// `batch` must be at least 1
+/// a batch task takes exactly one argument, a `Vec` of items: ...
 /// #[fifo] can only be applied to a free function     (a struct, an impl, ...)
 /// #[fifo] functions cannot take `self`
 /// task arguments must be owned types: ...            (`&T`, `&mut T`)

@@ -380,7 +380,9 @@ impl Consumer {
                 }
             });
         if effect.is_none() {
-            self.counters.processed.fetch_add(1, Ordering::Relaxed);
+            // An assembled batch counts its items.
+            let count = if task.batch { batch_len(task.args) } else { 1 };
+            self.counters.processed.fetch_add(count, Ordering::Relaxed);
         }
         (1, effect.into_iter().collect())
     }
@@ -612,6 +614,12 @@ enum Failure {
     BadArgs(String),
     /// The function failed or panicked: a retry or a dead letter (the message).
     Failed(String),
+}
+
+/// How many items an assembled batch's `args` (`[[item, …]]`) holds.
+fn batch_len(args: Option<&RawValue>) -> u64 {
+    args.and_then(|raw| serde_json::from_str::<(Vec<&RawValue>,)>(raw.get()).ok())
+        .map_or(1, |(items,)| items.len() as u64)
 }
 
 /// The score of a new dead letter: now in microseconds, strictly increasing within this

@@ -46,7 +46,7 @@ pub use backend::{Delivery, RedisQueueBackend};
 pub use dead::DeadLetter;
 pub use error::{Error, Result};
 pub use producer::{init, Dispatch};
-pub use task::TaskId;
+pub use task::{Priority, TaskId};
 pub use worker::{threaded_worker, Worker, WorkerBuilder, WorkerCounts};
 
 /// Turns a function into a task: see the attribute's own documentation.

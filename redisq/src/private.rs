@@ -14,69 +14,51 @@ use serde::Serialize;
 
 use crate::backend::RedisQueueBackend;
 use crate::error::Result;
+pub use crate::producer::Options;
+
 use crate::producer::{self, Dispatch};
 use crate::task::TaskId;
 
-/// Enqueues a call of `def` on its default queue of `backend`.
-pub fn enqueue<A: Serialize + ?Sized>(
+/// Enqueues one call of `def` (`args`: the argument tuple) as `options` say.
+pub fn submit<A: Serialize + ?Sized>(
     backend: &RedisQueueBackend,
     def: &TaskDef,
+    options: &Options<'_>,
     args: &A,
 ) -> Result<TaskId> {
-    producer::enqueue_on(backend, def, def.queue, args)
+    producer::submit(backend, def, options, args)
 }
 
-/// Enqueues a call of `def` on its default queue of the global backend.
-pub fn enqueue_global<A: Serialize + ?Sized>(def: &TaskDef, args: &A) -> Result<TaskId> {
-    producer::enqueue_on(&producer::global()?, def, def.queue, args)
-}
-
-/// Enqueues a call of `def` on `queue` of `backend`.
-pub fn enqueue_to<A: Serialize + ?Sized>(
+/// Enqueues one call of `def` per item (each the argument tuple) as `options` say.
+pub fn submit_many<A: Serialize>(
     backend: &RedisQueueBackend,
     def: &TaskDef,
-    queue: &str,
-    args: &A,
-) -> Result<TaskId> {
-    producer::enqueue_on(backend, def, queue, args)
-}
-
-/// Enqueues one call of `def` per argument tuple of `calls` on its default queue of
-/// `backend`, in one round trip; the ids come back in order.
-pub fn enqueue_many<A: Serialize>(
-    backend: &RedisQueueBackend,
-    def: &TaskDef,
+    options: &Options<'_>,
     calls: impl IntoIterator<Item = A>,
 ) -> Result<Vec<TaskId>> {
-    producer::enqueue_many_on(backend, def, def.queue, calls)
+    producer::submit_many(backend, def, options, calls)
 }
 
-/// `Queued` when `enqueued` succeeded; runs `run` when it failed because Redis is
-/// unavailable; any other error is returned.
-pub fn or_run_inline<R>(
+/// The global backend (initialized from the environment on first use).
+pub fn global() -> Result<RedisQueueBackend> {
+    producer::global()
+}
+
+/// Options for a call due `delay` from now.
+#[must_use]
+pub fn delayed<'a>(delay: Duration) -> Options<'a> {
+    Options {
+        at: Some(SystemTime::now() + delay),
+        ..Options::default()
+    }
+}
+
+/// Turns the result of enqueuing into a [`Dispatch`], running `run` when Redis was
+/// unavailable.
+pub fn or_run_inline<R, I>(
     def: &TaskDef,
-    enqueued: Result<TaskId>,
+    enqueued: Result<I>,
     run: impl FnOnce() -> R,
-) -> Result<Dispatch<R>> {
+) -> Result<Dispatch<R, I>> {
     producer::or_run_inline(def, enqueued, run)
-}
-
-/// Enqueues a call of `def` on its default queue of `backend`, due after `delay`.
-pub fn enqueue_in<A: Serialize + ?Sized>(
-    backend: &RedisQueueBackend,
-    def: &TaskDef,
-    delay: Duration,
-    args: &A,
-) -> Result<TaskId> {
-    producer::schedule_on(backend, def, def.queue, SystemTime::now() + delay, args)
-}
-
-/// Enqueues a call of `def` on its default queue of `backend`, due at `at`.
-pub fn enqueue_at<A: Serialize + ?Sized>(
-    backend: &RedisQueueBackend,
-    def: &TaskDef,
-    at: SystemTime,
-    args: &A,
-) -> Result<TaskId> {
-    producer::schedule_on(backend, def, def.queue, at, args)
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::backend::RedisQueueBackend;
 use crate::error::{Error, Result};
 use crate::registry::{Registry, TaskDef};
-use crate::task::{now_millis, TaskId};
+use crate::task::{now_millis, Priority, TaskId};
 
 static GLOBAL: RwLock<Option<RedisQueueBackend>> = RwLock::new(None);
 
@@ -32,14 +32,14 @@ static GLOBAL: RwLock<Option<RedisQueueBackend>> = RwLock::new(None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
-pub enum Dispatch<R> {
-    /// Enqueued: a worker will run it.
-    Queued(TaskId),
+pub enum Dispatch<R, I = TaskId> {
+    /// Enqueued: a worker will run it; the task's id (the items' ids, for a batch task).
+    Queued(I),
     /// Redis was unreachable: it ran inline in the caller's thread; this is what it returned.
     RanInline(R),
 }
 
-impl<R> Dispatch<R> {
+impl<R, I> Dispatch<R, I> {
     /// Whether the call was enqueued (and will run on a worker).
     #[must_use]
     pub fn is_queued(&self) -> bool {
@@ -48,7 +48,7 @@ impl<R> Dispatch<R> {
 
     /// The id of the enqueued task; `None` when it ran inline.
     #[must_use]
-    pub fn task_id(&self) -> Option<&TaskId> {
+    pub fn task_id(&self) -> Option<&I> {
         match self {
             Dispatch::Queued(id) => Some(id),
             Dispatch::RanInline(_) => None,
@@ -67,11 +67,11 @@ impl<R> Dispatch<R> {
 
 /// Turns the result of enqueuing a call of `def` into a [`Dispatch`]: when, and only when,
 /// it failed with [`Error::Unavailable`], logs a warning and calls `run` (the body, inline).
-pub(crate) fn or_run_inline<R>(
+pub(crate) fn or_run_inline<R, I>(
     def: &TaskDef,
-    enqueued: Result<TaskId>,
+    enqueued: Result<I>,
     run: impl FnOnce() -> R,
-) -> Result<Dispatch<R>> {
+) -> Result<Dispatch<R, I>> {
     match enqueued {
         Ok(id) => Ok(Dispatch::Queued(id)),
         Err(err) if err.is_unavailable() => {
@@ -177,33 +177,42 @@ fn encode_into<A: Serialize + ?Sized>(
     Ok(())
 }
 
-/// Enqueues a call of `def` with `args` (a tuple) on `queue`.
-pub(crate) fn enqueue_on<A: Serialize + ?Sized>(
-    backend: &RedisQueueBackend,
-    def: &TaskDef,
-    queue: &str,
-    args: &A,
-) -> Result<TaskId> {
-    if queue.is_empty() {
-        return Err(Error::Config("queue name must not be empty".to_owned()));
-    }
-    let id = TaskId::generate();
-    let payload = encode(&id, def.name, queue, args)?;
-    backend.push(queue, &payload)?;
-    Ok(id)
+/// Where and when one call goes: the generated `with(&backend)` builders fill it in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options<'a> {
+    /// The queue; the task's own when `None`.
+    pub queue: Option<&'a str>,
+    /// The lane; the task's default (`#[fifo(priority = ...)]`) when `None`.
+    pub priority: Option<Priority>,
+    /// When it is due; at once when `None`. A delayed task waits in the queue's
+    /// scheduled set and, once due, joins the normal lane.
+    pub at: Option<SystemTime>,
 }
 
-/// Enqueues one call of `def` per item of `calls` (each the argument tuple) on `queue`,
-/// in one round trip, and returns their ids in item order. No items, no round trip.
+/// Enqueues one call of `def` (`args`: the argument tuple) as `options` say.
+pub(crate) fn submit<A: Serialize + ?Sized>(
+    backend: &RedisQueueBackend,
+    def: &TaskDef,
+    options: &Options<'_>,
+    args: &A,
+) -> Result<TaskId> {
+    let mut ids = submit_many(backend, def, options, std::iter::once(args))?;
+    ids.pop()
+        .ok_or_else(|| Error::Config("no task was enqueued".to_owned()))
+}
+
+/// Enqueues one call of `def` per item of `calls` (each the argument tuple) as `options`
+/// say, in one round trip, and returns their ids in item order. No items, no round trip.
 ///
 /// Every payload is encoded before anything is sent, so an argument that does not
 /// serialize enqueues nothing.
-pub(crate) fn enqueue_many_on<A: Serialize>(
+pub(crate) fn submit_many<A: Serialize>(
     backend: &RedisQueueBackend,
     def: &TaskDef,
-    queue: &str,
+    options: &Options<'_>,
     calls: impl IntoIterator<Item = A>,
 ) -> Result<Vec<TaskId>> {
+    let queue = options.queue.unwrap_or(def.queue);
     if queue.is_empty() {
         return Err(Error::Config("queue name must not be empty".to_owned()));
     }
@@ -231,28 +240,19 @@ pub(crate) fn enqueue_many_on<A: Serialize>(
             payload
         })
         .collect();
-    backend.push_many(queue, &payloads)?;
-    Ok(ids)
-}
-
-/// Enqueues a call of `def` with `args` on `queue`, due at `at`.
-pub(crate) fn schedule_on<A: Serialize + ?Sized>(
-    backend: &RedisQueueBackend,
-    def: &TaskDef,
-    queue: &str,
-    at: SystemTime,
-    args: &A,
-) -> Result<TaskId> {
-    if queue.is_empty() {
-        return Err(Error::Config("queue name must not be empty".to_owned()));
+    match options.at {
+        Some(at) => {
+            let due = at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            backend.schedule_many(queue, due, &payloads)?;
+        }
+        None => {
+            let priority = options.priority.unwrap_or(def.priority);
+            backend.push_many(queue, priority, &payloads)?;
+        }
     }
-    let due = at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let id = TaskId::generate();
-    let payload = encode(&id, def.name, queue, args)?;
-    backend.schedule(queue, due, &payload)?;
-    Ok(id)
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -306,11 +306,11 @@ mod tests {
 
         let refused =
             redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        let ran = or_run_inline(&DEF, Err(Error::from(refused)), || 7_u8);
+        let ran = or_run_inline::<u8, TaskId>(&DEF, Err(Error::from(refused)), || 7_u8);
         assert_eq!(ran.ok(), Some(Dispatch::RanInline(7)));
 
         let config = Err(Error::Config("queue name must not be empty".to_owned()));
-        let failed = or_run_inline(&DEF, config, || -> u8 { panic!("must not run") });
+        let failed = or_run_inline::<u8, TaskId>(&DEF, config, || -> u8 { panic!("must not run") });
         assert!(matches!(failed, Err(Error::Config(_))));
     }
 }

@@ -473,34 +473,34 @@ impl RedisQueueBackend {
         Ok(con.run(|c| ops::release_all(c, &keys, consumer))?)
     }
 
-    /// Adds an encoded task to the scheduled set of `queue`, due at `due` (Unix ms).
-    pub(crate) fn schedule(&self, queue: &str, due: u64, payload: &[u8]) -> Result<()> {
-        let key = self.keys(queue).scheduled();
-        let mut con = self.connection()?;
-        con.run(|c| {
-            redis::cmd("ZADD")
-                .arg(&key)
-                .arg(due)
-                .arg(payload)
-                .query::<()>(c)
-        })?;
-        Ok(())
-    }
-
-    /// Pushes an encoded task onto the tail of `queue`.
-    pub(crate) fn push(&self, queue: &str, payload: &[u8]) -> Result<()> {
-        self.push_many(queue, &[payload])
-    }
-
-    /// Pushes encoded tasks onto the tail of `queue`, in order, and rings its signal list,
-    /// in one round trip on one pooled connection.
-    pub(crate) fn push_many(&self, queue: &str, payloads: &[&[u8]]) -> Result<()> {
+    /// Pushes encoded tasks onto the tail of a lane of `queue`, in order, and rings its
+    /// signal list, in one round trip on one pooled connection.
+    pub(crate) fn push_many(
+        &self,
+        queue: &str,
+        priority: Priority,
+        payloads: &[&[u8]],
+    ) -> Result<()> {
         if payloads.is_empty() {
             return Ok(());
         }
         let keys = self.keys(queue);
         let mut con = self.connection()?;
-        con.run(|c| ops::push(c, &keys, Priority::Normal, payloads))?;
+        con.run(|c| ops::push(c, &keys, priority, payloads))?;
+        Ok(())
+    }
+
+    /// Adds encoded tasks to the scheduled set of `queue`, due at `due` (Unix ms), in one
+    /// round trip.
+    pub(crate) fn schedule_many(&self, queue: &str, due: u64, payloads: &[&[u8]]) -> Result<()> {
+        let key = self.keys(queue).scheduled();
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&key);
+        for payload in payloads {
+            cmd.arg(due).arg(*payload);
+        }
+        let mut con = self.connection()?;
+        con.run(|c| cmd.query::<()>(c))?;
         Ok(())
     }
 }

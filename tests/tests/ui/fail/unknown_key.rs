@@ -1,6 +1,6 @@
 use redisq::fifo;
 
-#[fifo(queue = "emails", priority = "high")]
+#[fifo(queue = "emails", colour = "red")]
 pub fn send_email(_to: String) {}
 
 fn main() {}
