@@ -19,6 +19,7 @@ mod kw {
     syn::custom_keyword!(fallback);
     syn::custom_keyword!(priority);
     syn::custom_keyword!(batch);
+    syn::custom_keyword!(store_result);
 }
 
 /// The parsed and validated arguments of one `#[fifo(...)]` attribute.
@@ -43,6 +44,8 @@ pub(crate) struct FifoArgs {
     pub(crate) priority: Option<Ident>,
     /// `batch = N`: a batch task taking up to N items per call (N at least 1).
     pub(crate) batch: Option<LitInt>,
+    /// `store_result = false`: keep no status record nor result (default true).
+    pub(crate) store_result: bool,
 }
 
 impl Parse for FifoArgs {
@@ -57,6 +60,7 @@ impl Parse for FifoArgs {
         let mut fallback: Option<LitStr> = None;
         let mut priority: Option<Ident> = None;
         let mut batch: Option<LitInt> = None;
+        let mut store_result: Option<syn::LitBool> = None;
 
         while !input.is_empty() {
             let lookahead = input.lookahead1();
@@ -88,6 +92,11 @@ impl Parse for FifoArgs {
                 let key: kw::batch = input.parse()?;
                 let value = parse_batch(input)?;
                 set_once(&mut batch, key, "batch", value)?;
+            } else if lookahead.peek(kw::store_result) {
+                let key: kw::store_result = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let value: syn::LitBool = input.parse()?;
+                set_once(&mut store_result, key, "store_result", value)?;
             } else {
                 return Err(lookahead.error());
             }
@@ -115,6 +124,7 @@ impl Parse for FifoArgs {
             fallback_inline: fallback.is_some(),
             priority,
             batch,
+            store_result: store_result.is_none_or(|b| b.value),
         })
     }
 }
@@ -268,13 +278,16 @@ mod tests {
         );
         assert_eq!(
             err(quote!(queue = "q", colour = 3)),
-            "expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`"
+            "expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`, `store_result`"
         );
         assert_eq!(
             err(quote!(queue = "q", priority = "urgent")),
             "`priority` must be \"high\", \"normal\" or \"low\""
         );
-        assert_eq!(err(quote!(queue = "q", batch = 0)), "`batch` must be at least 1");
+        assert_eq!(
+            err(quote!(queue = "q", batch = 0)),
+            "`batch` must be at least 1"
+        );
         assert_eq!(
             err(quote!(queue = "q", fallback = "queue")),
             "`fallback` must be \"inline\""

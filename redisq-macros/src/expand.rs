@@ -77,6 +77,21 @@ fn check_batch(sig: &Signature, params: &[Param<'_>]) -> syn::Result<()> {
     }
 }
 
+/// `T` when `ty` is `Result<T, ..>` (by its last path segment) with type arguments.
+fn result_ok_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let segment = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(ok) => Some(ok),
+        _ => None,
+    })
+}
+
 /// `T` when `ty` is `Vec<T>` (by its last path segment).
 fn vec_item(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else {
@@ -721,6 +736,22 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
         .as_ref()
         .map(|p| quote!(.priority(::redisq::Priority::#p)));
     let batch = args.batch.as_ref().map(|n| quote!(.batch(#n)));
+    let no_store = (!args.store_result).then(|| quote!(.no_store()));
+    // What a success stores, for the typed `result`: `T` of `Result<T, E>`, the value, `()`.
+    let success_ty = match (classify_output(&sig.output), &sig.output) {
+        (Output::Unit, _) | (_, ReturnType::Default) => quote!(()),
+        (Output::Result, ReturnType::Type(_, ty)) => match result_ok_type(ty) {
+            Some(ok) => {
+                let ok = reparent(ok);
+                quote!(#ok)
+            }
+            None => quote!(::redisq::__private::serde_json::Value),
+        },
+        (Output::Value, ReturnType::Type(_, ty)) => {
+            let ty = reparent(ty);
+            quote!(#ty)
+        }
+    };
 
     // Decoding the arguments in `__redisq_call`: each `let` is spanned at the
     // parameter's type, so a type that cannot be deserialized is reported there.
@@ -776,7 +807,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             #[doc(hidden)]
             pub const DEF: ::redisq::__private::TaskDef =
                 ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
-                    #workers #retries #priority #batch;
+                    #workers #retries #priority #batch #no_store;
 
             ::redisq::__private::inventory::submit! { DEF }
 
@@ -844,6 +875,20 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
                 #(#call_params),*
             ) -> ::redisq::Result<::redisq::TaskId> {
                 with(#backend).at(#at).enqueue(#(#call_idents),*)
+            }
+
+            /// The result of task `id` once it is done, deserialized into what the function
+            /// returns on success; `None` while it is not done, or when its record has
+            /// expired or is not kept (`store_result = false`).
+            ///
+            /// # Errors
+            /// `redisq::Error::TaskFailed` when the task is dead, with its last error;
+            /// `redisq::Error::Result` when the stored result does not deserialize.
+            pub fn result(
+                #backend: &::redisq::RedisQueueBackend,
+                id: &::redisq::TaskId,
+            ) -> ::redisq::Result<::core::option::Option<#success_ty>> {
+                ::redisq::__private::typed_result(#backend, id)
             }
 
             /// Options for the next call on `backend`: its priority lane, its queue, when it

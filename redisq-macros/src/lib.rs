@@ -63,6 +63,9 @@ use proc_macro::TokenStream;
 ///   - `send_email::enqueue_in(backend, delay: Duration, ..)` and
 ///     `send_email::enqueue_at(backend, at: SystemTime, ..)`, which enqueue a
 ///     delayed call: it waits in the queue's scheduled set until it is due;
+///   - `send_email::result(backend, &id)`, the task's result once done, typed:
+///     `T` for a function returning `Result<T, E>` or `T`; `Err(TaskFailed)` once
+///     dead; `None` until then;
 ///   - `send_email::with(backend)`, a builder for one call's options:
 ///     `.priority(redisq::Priority::High)` (the lane), `.queue("emails-eu")`,
 ///     `.delay(d)` or `.at(t)`, then `.enqueue(..)` or `.enqueue_many(items)`.
@@ -103,6 +106,9 @@ use proc_macro::TokenStream;
 ///   Defaults to `"normal"`. Higher lanes are always taken first; each is FIFO.
 /// - `batch = N` (optional): makes a batch task of a function whose one argument
 ///   is a `Vec` of items, called with up to N items at once (see above). At least 1.
+/// - `store_result = false` (optional): keep no status record nor result for this
+///   task's calls (fire and forget): `backend.task(&id)` then knows nothing of them,
+///   and the fastest path pays nothing for records. Defaults to `true`.
 /// - `fallback = "inline"` (optional): the plain call `send_email(..)` falls back
 ///   to running the body inline when Redis is unreachable, and returns
 ///   `redisq::Result<redisq::Dispatch<R>>` instead of
@@ -200,8 +206,8 @@ use proc_macro::TokenStream;
 ///
 /// ```text
 /// missing `queue` argument: write #[fifo(queue = "name")]
-/// expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`
-///                                                    (an unknown key)
+/// expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`,
+///     `store_result`                                 (an unknown key)
 /// expected only a single `queue` argument            (a repeated key)
 /// queue name must not be empty
 /// task name must not be empty

@@ -11,6 +11,7 @@
 //! run together, and a Redis error never ends the thread: it backs off, reconnects and
 //! resynchronises.
 
+use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use crossbeam_channel::Receiver;
 use redis::Connection;
 use serde_json::value::RawValue;
 
-use crate::backend::ops::{self, Effect, Mode, Payload};
+use crate::backend::ops::{self, Effect, Mode, Payload, RecordUpdate, SettleArgs, Tally};
 use crate::backend::{Delivery, RedisQueueBackend};
 use crate::dead::DeadLetter;
 use crate::dispatch::{Args, CallError};
@@ -41,6 +42,8 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead: AtomicU64,
+    /// Tasks running right now.
+    pub(crate) in_flight: AtomicU64,
 }
 
 /// One queue a consumer serves.
@@ -76,8 +79,10 @@ struct State {
     taken: Vec<Payload>,
     /// How many of `taken` have finished and await settling.
     done: usize,
-    /// Outcomes of finished tasks that failed, applied with the next settle.
+    /// What to record of finished tasks, applied with the next settle.
     effects: Vec<Effect>,
+    /// What finished tasks add to the queue's statistics, sent with the next settle.
+    tally: Tally,
     /// After an error: reread the claimed lists before going on.
     resync: bool,
     /// Mean run time of recent tasks, for the prefetch.
@@ -86,7 +91,15 @@ struct State {
 
 impl State {
     fn has_unsettled(&self) -> bool {
-        self.done > 0 || !self.effects.is_empty()
+        self.done > 0 || !self.effects.is_empty() || !self.tally.is_empty()
+    }
+
+    /// Forgets the finished work once it is settled.
+    fn settled(&mut self) {
+        self.taken.drain(..self.done);
+        self.done = 0;
+        self.effects.clear();
+        self.tally = Tally::default();
     }
 }
 
@@ -99,6 +112,7 @@ impl Consumer {
             taken: Vec::new(),
             done: 0,
             effects: Vec::new(),
+            tally: Tally::default(),
             resync: false,
             // Pessimistic until measured: the first claim takes one task.
             mean_run: PREFETCH_TARGET,
@@ -168,29 +182,30 @@ impl Consumer {
     ) -> Result<Vec<Payload>> {
         let config = self.backend.config();
         let settles = queue == state.current && state.has_unsettled();
-        let (done, effects) = if settles {
-            (state.done, state.effects.as_slice())
+        let nothing = Tally::default();
+        let (done, effects, tally) = if settles {
+            (state.done, state.effects.as_slice(), &state.tally)
         } else {
-            (0, &[][..])
+            (0, &[][..], &nothing)
         };
-        let Some(con) = state.con.as_mut() else {
-            return Err(Error::Config("no connection".to_owned()));
-        };
-        let items = ops::settle(
-            con,
-            &self.queues[queue].keys,
-            &self.id,
-            config.lease,
+        let prefix = self.backend.record_prefix();
+        let args = SettleArgs {
+            lease: config.lease,
             done,
             max,
             mode,
             effects,
-            config.dead_retention(),
-        )?;
+            tally,
+            retention: config.dead_retention(),
+            record_prefix: &prefix,
+            ttl: self.backend.record_ttl(),
+        };
+        let Some(con) = state.con.as_mut() else {
+            return Err(Error::Config("no connection".to_owned()));
+        };
+        let items = ops::settle(con, &self.queues[queue].keys, &self.id, &args)?;
         if settles {
-            state.taken.drain(..state.done);
-            state.done = 0;
-            state.effects.clear();
+            state.settled();
         }
         Ok(items)
     }
@@ -294,6 +309,7 @@ impl Consumer {
                 } else {
                     state.done = 0;
                     state.effects.clear();
+                    state.tally = Tally::default();
                 }
             }
             if !claimed.is_empty() {
@@ -301,6 +317,7 @@ impl Consumer {
                 state.taken = claimed;
                 state.done = 0;
                 state.effects.clear();
+                state.tally = Tally::default();
                 // Stay in resync until every list has been worked off.
                 return Ok(());
             }
@@ -308,6 +325,7 @@ impl Consumer {
         state.taken.clear();
         state.done = 0;
         state.effects.clear();
+        state.tally = Tally::default();
         state.resync = false;
         Ok(())
     }
@@ -318,9 +336,9 @@ impl Consumer {
         let first = state.done;
         let queue = &self.queues[state.current];
         while state.done < state.taken.len() && !self.stopping() {
-            let (ran, effects) = self.process(queue, &state.taken[state.done..]);
+            let (used, effects) = self.process(queue, &state.taken[state.done..], &mut state.tally);
             state.effects.extend(effects);
-            state.done += ran;
+            state.done += used;
         }
         let ran = state.done - first;
         if ran > 0 {
@@ -330,18 +348,29 @@ impl Consumer {
     }
 
     /// Runs the first of `payloads` (with the items after it, for a batch task); says how
-    /// many payloads it used and what to record for those that did not succeed.
-    fn process(&self, queue: &ConsumerQueue, payloads: &[Payload]) -> (usize, Vec<Effect>) {
+    /// many payloads it used and what to record of them.
+    fn process(
+        &self,
+        queue: &ConsumerQueue,
+        payloads: &[Payload],
+        tally: &mut Tally,
+    ) -> (usize, Vec<Effect>) {
         let payload = &payloads[0];
         let Ok(text) = std::str::from_utf8(payload) else {
-            let dead = self.dead(queue, payload, None, None, 0, "payload is not valid UTF-8");
-            return (1, vec![dead]);
+            let reason = "payload is not valid UTF-8";
+            return (
+                1,
+                vec![self.dead(queue, payload, None, None, 0, reason, tally)],
+            );
         };
         let task = match Task::decode(text) {
             Ok(task) => task,
             Err(err) => {
                 let reason = format!("malformed task JSON: {err}");
-                return (1, vec![self.dead(queue, payload, None, None, 0, &reason)]);
+                return (
+                    1,
+                    vec![self.dead(queue, payload, None, None, 0, &reason, tally)],
+                );
             }
         };
         let id = match &task.id {
@@ -357,34 +386,49 @@ impl Consumer {
                 Some(&task.name),
                 task.attempts,
                 &reason,
+                tally,
             );
             return (1, vec![dead]);
         };
         if def.batch > 0 && !task.batch {
-            return self.process_batch(queue, def, payloads);
+            return self.process_batch(queue, def, payloads, tally);
         }
-        let effect = self
-            .call(def, Args::new(task.args))
-            .err()
-            .and_then(|failure| match failure {
-                Failure::BadArgs(reason) => Some(self.dead(
+        let started = Instant::now();
+        let outcome = self.call(def, Args::new(task.args));
+        sample(tally, task.enqueued_at, started);
+        let attempt = task.attempts + 1;
+        let effect = match outcome {
+            Ok(result) => {
+                // An assembled batch counts its items.
+                let count = if task.batch { batch_len(task.args) } else { 1 };
+                self.counters.processed.fetch_add(count, Ordering::Relaxed);
+                tally.processed += count;
+                if !def.store_result {
+                    return (1, Vec::new());
+                }
+                Effect::Done {
+                    id,
+                    attempts: attempt,
+                    result,
+                }
+            }
+            Err(Failure::BadArgs(reason)) => {
+                let name = Some(def.name);
+                self.dead(
                     queue,
                     payload,
                     Some(&id),
-                    Some(def.name),
+                    name,
                     task.attempts,
                     &reason,
-                )),
-                Failure::Failed(message) => {
-                    self.failed(queue, text, &id, def, task.attempts + 1, &message)
-                }
-            });
-        if effect.is_none() {
-            // An assembled batch counts its items.
-            let count = if task.batch { batch_len(task.args) } else { 1 };
-            self.counters.processed.fetch_add(count, Ordering::Relaxed);
-        }
-        (1, effect.into_iter().collect())
+                    tally,
+                )
+            }
+            Err(Failure::Failed(message)) => {
+                self.failed(queue, text, &id, def, attempt, &message, tally)
+            }
+        };
+        (1, vec![effect])
     }
 
     /// Runs the function once with the consecutive items of the batch task `def` at the
@@ -395,9 +439,12 @@ impl Consumer {
         queue: &ConsumerQueue,
         def: &'static TaskDef,
         payloads: &[Payload],
+        tally: &mut Tally,
     ) -> (usize, Vec<Effect>) {
         let mut effects = Vec::new();
         let mut items: Vec<&RawValue> = Vec::new();
+        let mut ids: Vec<String> = Vec::new();
+        let mut oldest: Option<u64> = None;
         let mut used = 0;
         for payload in payloads.iter().take(def.batch.max(1)) {
             let Some(task) = std::str::from_utf8(payload)
@@ -416,19 +463,20 @@ impl Consumer {
                     CallError::BadArgs(m) | CallError::Failed(m) => m,
                 })
                 .and_then(|mut list| list.next_raw().ok_or_else(|| "no item".to_owned()));
+            let id = task.id.as_deref().map(str::to_owned);
             match item {
-                Ok(item) => items.push(item),
+                Ok(item) => {
+                    items.push(item);
+                    ids.extend(id);
+                    oldest = match (oldest, task.enqueued_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 Err(message) => {
-                    let id = task.id.as_deref().map(str::to_owned);
                     let reason = format!("bad arguments: {message}");
-                    effects.push(self.dead(
-                        queue,
-                        payload,
-                        id.as_deref(),
-                        Some(def.name),
-                        0,
-                        &reason,
-                    ));
+                    let name = Some(def.name);
+                    effects.push(self.dead(queue, payload, id.as_deref(), name, 0, &reason, tally));
                 }
             }
         }
@@ -449,11 +497,22 @@ impl Consumer {
         let Ok(raw) = RawValue::from_string(args) else {
             return (used, effects);
         };
-        match self.call(def, Args::new(Some(&raw))) {
-            Ok(()) => {
+        let started = Instant::now();
+        let outcome = self.call(def, Args::new(Some(&raw)));
+        sample(tally, oldest, started);
+        match outcome {
+            Ok(result) => {
                 self.counters
                     .processed
                     .fetch_add(count as u64, Ordering::Relaxed);
+                tally.processed += count as u64;
+                if def.store_result {
+                    effects.extend(ids.into_iter().map(|id| Effect::Done {
+                        id,
+                        attempts: 1,
+                        result: result.clone(),
+                    }));
+                }
             }
             Err(failure) => {
                 // The batch becomes one task of its own, retried or set aside as a unit.
@@ -461,17 +520,18 @@ impl Consumer {
                 let payload = producer::encode_batch(&id, def.name, &queue.name, &raw)
                     .unwrap_or_else(|_| raw.get().as_bytes().to_vec());
                 let text = String::from_utf8_lossy(&payload).into_owned();
-                effects.extend(match failure {
-                    Failure::BadArgs(reason) => Some(self.dead(
+                effects.push(match failure {
+                    Failure::BadArgs(reason) => self.dead(
                         queue,
                         &payload,
                         Some(id.as_str()),
                         Some(def.name),
                         0,
                         &reason,
-                    )),
+                        tally,
+                    ),
                     Failure::Failed(message) => {
-                        self.failed(queue, &text, id.as_str(), def, 1, &message)
+                        self.failed(queue, &text, id.as_str(), def, 1, &message, tally)
                     }
                 });
             }
@@ -479,12 +539,15 @@ impl Consumer {
         (used, effects)
     }
 
-    /// Calls the function, catching a panic.
-    fn call(&self, def: &TaskDef, args: Args<'_>) -> std::result::Result<(), Failure> {
-        match catch_unwind(AssertUnwindSafe(|| (def.call)(args))) {
-            Ok(Ok(_result)) => {
+    /// Calls the function, catching a panic; its result as JSON.
+    fn call(&self, def: &TaskDef, args: Args<'_>) -> std::result::Result<String, Failure> {
+        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        let outcome = catch_unwind(AssertUnwindSafe(|| (def.call)(args)));
+        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Ok(Ok(result)) => {
                 log::trace!("task {} done", def.name);
-                Ok(())
+                Ok(result)
             }
             Ok(Err(CallError::BadArgs(message))) => {
                 Err(Failure::BadArgs(format!("bad arguments: {message}")))
@@ -498,6 +561,7 @@ impl Consumer {
     }
 
     /// A task that ran and failed: a retry while it has retries left, else a dead letter.
+    #[allow(clippy::too_many_arguments)]
     fn failed(
         &self,
         queue: &ConsumerQueue,
@@ -506,14 +570,24 @@ impl Consumer {
         def: &TaskDef,
         attempt: u32,
         message: &str,
-    ) -> Option<Effect> {
+        tally: &mut Tally,
+    ) -> Effect {
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        tally.failed += 1;
         let now = now_millis();
         let payload = retry::record_attempt(text, id, attempt, message, now)
             .unwrap_or_else(|| text.as_bytes().to_vec());
         if attempt > def.retries {
             let reason = format!("failed after {attempt} attempt(s): {message}");
-            return Some(self.dead(queue, &payload, Some(id), Some(def.name), attempt, &reason));
+            return self.dead(
+                queue,
+                &payload,
+                Some(id),
+                Some(def.name),
+                attempt,
+                &reason,
+                tally,
+            );
         }
         let delay = self
             .backend
@@ -521,17 +595,24 @@ impl Consumer {
             .backoff
             .delay(attempt, fastrand::f64());
         self.counters.retried.fetch_add(1, Ordering::Relaxed);
+        tally.retried += 1;
         log::warn!(
             "task {} {id} failed (attempt {attempt} of {}): {message}; retrying in {delay:?}",
             def.name,
             def.retries + 1
         );
-        Some(Effect::Retry {
+        Effect::Retry {
             due: now + ops::millis(delay),
             payload,
-        })
+            record: RecordUpdate {
+                id: id.to_owned(),
+                attempts: attempt,
+                error: message.to_owned(),
+            },
+        }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dead(
         &self,
         queue: &ConsumerQueue,
@@ -540,6 +621,7 @@ impl Consumer {
         name: Option<&str>,
         attempts: u32,
         reason: &str,
+        tally: &mut Tally,
     ) -> Effect {
         let letter = DeadLetter {
             id: id.map_or_else(|| TaskId::generate().to_string(), str::to_owned),
@@ -552,16 +634,22 @@ impl Consumer {
             payload: String::from_utf8_lossy(payload).into_owned(),
         };
         self.counters.dead.fetch_add(1, Ordering::Relaxed);
+        tally.dead += 1;
         log::error!(
             "task {} set aside in the dead letters of `{}`: {reason}",
             letter.id,
             queue.name
         );
         // Serializing strings and numbers cannot fail.
-        let record = serde_json::to_vec(&letter).unwrap_or_default();
+        let encoded = serde_json::to_vec(&letter).unwrap_or_default();
         Effect::Dead {
-            at: dead_score(),
-            record,
+            score: dead_score(),
+            letter: encoded,
+            record: RecordUpdate {
+                id: id.unwrap_or_default().to_owned(),
+                attempts,
+                error: reason.to_owned(),
+            },
         }
     }
 
@@ -614,6 +702,26 @@ enum Failure {
     BadArgs(String),
     /// The function failed or panicked: a retry or a dead letter (the message).
     Failed(String),
+}
+
+/// Samples sent per settle at most: enough for percentiles, cheap for Redis.
+const SAMPLES_PER_SETTLE: usize = 16;
+
+/// Adds a `wait_ms:run_ms` sample for a task enqueued at `enqueued_at` (Unix ms) that
+/// started at `started` and has just finished, while the settle has room for one.
+fn sample(tally: &mut Tally, enqueued_at: Option<u64>, started: Instant) {
+    if tally.samples.bytes().filter(|b| *b == b',').count() + 1 > SAMPLES_PER_SETTLE
+        && !tally.samples.is_empty()
+    {
+        return;
+    }
+    let run = started.elapsed();
+    let started_ms = now_millis().saturating_sub(ops::millis(run));
+    let wait = enqueued_at.map_or(0, |at| started_ms.saturating_sub(at));
+    if !tally.samples.is_empty() {
+        tally.samples.push(',');
+    }
+    let _ = write!(tally.samples, "{wait}:{:.3}", run.as_secs_f64() * 1000.0);
 }
 
 /// How many items an assembled batch's `args` (`[[item, …]]`) holds.

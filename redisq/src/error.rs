@@ -35,6 +35,19 @@ pub enum Error {
         second_queue: String,
     },
 
+    /// A task is dead (out of retries, or never runnable): its last error.
+    #[error("task {id} failed: {error}")]
+    TaskFailed {
+        /// The task's id.
+        id: String,
+        /// Its last error.
+        error: String,
+    },
+
+    /// A stored result does not deserialize into the type asked for.
+    #[error("task result could not be deserialized: {0}")]
+    Result(#[source] serde_json::Error),
+
     /// A worker thread could not be started.
     #[error("worker thread could not be started: {0}")]
     Spawn(#[source] io::Error),

@@ -13,6 +13,19 @@
 //! | `<ns>:{<queue>}:leases` | sorted set | consumer id → lease deadline (Unix ms) |
 //! | `<ns>:{<queue>}:scheduled` | sorted set | payloads of delayed tasks and retries → due time (Unix ms) |
 //! | `<ns>:{<queue>}:dead` | sorted set | dead-letter records (JSON) → when they died (Unix µs) |
+//! | `<ns>:{<queue>}:stats` | hash | processed, failed, retried, dead counts; last_processed |
+//! | `<ns>:{<queue>}:counters` | hash | `pushed:<lane>` and `taken:<lane>` counts, for positions |
+//! | `<ns>:{<queue>}:tp:<minute>` | string | tasks processed in one minute (expires after 3) |
+//! | `<ns>:{<queue>}:latency` | list | recent `wait_ms:run_ms` samples (at most 1,000) |
+//!
+//! Outside any queue's slot:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<ns>:task:<id>` | hash | a task's status record (expires once finished) |
+//! | `<ns>:task:<id>:done` | list | a wake-up for callers of `wait` (expires after 60 s) |
+//! | `<ns>:queues` | set | the queues ever enqueued to or served |
+//! | `<ns>:workers` | hash | worker id → its heartbeat (JSON) |
 
 use crate::task::Priority;
 
@@ -68,9 +81,71 @@ impl QueueKeys {
         format!("{}:scheduled", self.base)
     }
 
+    /// The hash of statistics counters.
+    pub(crate) fn stats(&self) -> String {
+        format!("{}:stats", self.base)
+    }
+
+    /// The hash of pushed and taken counts per lane.
+    pub(crate) fn counters(&self) -> String {
+        format!("{}:counters", self.base)
+    }
+
+    /// The prefix of the per-minute throughput counters (`…:tp:<minute>`).
+    pub(crate) fn throughput(&self) -> String {
+        format!("{}:tp", self.base)
+    }
+
+    /// The list of recent latency samples.
+    pub(crate) fn latency(&self) -> String {
+        format!("{}:latency", self.base)
+    }
+
     /// The sorted set of dead-letter records, by time of death.
     pub(crate) fn dead(&self) -> String {
         format!("{}:dead", self.base)
+    }
+}
+
+/// The keys of one namespace that belong to no queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamespaceKeys {
+    prefix: String,
+}
+
+impl NamespaceKeys {
+    pub(crate) fn new(namespace: &str) -> NamespaceKeys {
+        let prefix = if namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{namespace}:")
+        };
+        NamespaceKeys { prefix }
+    }
+
+    /// The prefix of task records: `<ns>:task:`, followed by the id.
+    pub(crate) fn record_prefix(&self) -> String {
+        format!("{}task:", self.prefix)
+    }
+
+    /// A task's status record.
+    pub(crate) fn record(&self, id: &str) -> String {
+        format!("{}task:{id}", self.prefix)
+    }
+
+    /// The wake-up list of a task's waiters.
+    pub(crate) fn record_done(&self, id: &str) -> String {
+        format!("{}task:{id}:done", self.prefix)
+    }
+
+    /// The set of known queues.
+    pub(crate) fn queues(&self) -> String {
+        format!("{}queues", self.prefix)
+    }
+
+    /// The worker registry.
+    pub(crate) fn workers(&self) -> String {
+        format!("{}workers", self.prefix)
     }
 }
 
@@ -89,6 +164,16 @@ mod tests {
         assert_eq!(keys.leases(), "app:{emails}:leases");
         assert_eq!(keys.scheduled(), "app:{emails}:scheduled");
         assert_eq!(keys.dead(), "app:{emails}:dead");
+    }
+
+    #[test]
+    fn namespace_keys() {
+        let keys = NamespaceKeys::new("app");
+        assert_eq!(keys.record("42"), "app:task:42");
+        assert_eq!(keys.record_done("42"), "app:task:42:done");
+        assert_eq!(keys.queues(), "app:queues");
+        assert_eq!(keys.workers(), "app:workers");
+        assert_eq!(NamespaceKeys::new("").record("1"), "task:1");
     }
 
     #[test]

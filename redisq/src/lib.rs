@@ -32,9 +32,11 @@ mod dead;
 mod dispatch;
 mod error;
 mod keys;
+mod metrics;
 mod producer;
 mod registry;
 mod retry;
+mod status;
 mod task;
 mod worker;
 
@@ -46,6 +48,9 @@ pub use backend::{Delivery, RedisQueueBackend};
 pub use dead::DeadLetter;
 pub use error::{Error, Result};
 pub use producer::{init, Dispatch};
+pub use status::{
+    Health, Percentiles, ProcessorStats, QueueStats, Stats, TaskInfo, TaskStatus, WorkerInfo,
+};
 pub use task::{Priority, TaskId};
 pub use worker::{threaded_worker, Worker, WorkerBuilder, WorkerCounts};
 

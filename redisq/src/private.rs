@@ -17,6 +17,7 @@ use crate::error::Result;
 pub use crate::producer::Options;
 
 use crate::producer::{self, Dispatch};
+use crate::status::TaskStatus;
 use crate::task::TaskId;
 
 /// Enqueues one call of `def` (`args`: the argument tuple) as `options` say.
@@ -61,4 +62,27 @@ pub fn or_run_inline<R, I>(
     run: impl FnOnce() -> R,
 ) -> Result<Dispatch<R, I>> {
     producer::or_run_inline(def, enqueued, run)
+}
+
+/// The result of task `id` deserialized into `T` once it is done.
+pub fn typed_result<T: serde::de::DeserializeOwned>(
+    backend: &RedisQueueBackend,
+    id: &TaskId,
+) -> Result<Option<T>> {
+    let Some(info) = backend.task(id)? else {
+        return Ok(None);
+    };
+    match info.status {
+        TaskStatus::Done => {
+            let value = info.result.unwrap_or(serde_json::Value::Null);
+            serde_json::from_value(value)
+                .map(Some)
+                .map_err(crate::Error::Result)
+        }
+        TaskStatus::Dead => Err(crate::Error::TaskFailed {
+            id: id.to_string(),
+            error: info.error.unwrap_or_default(),
+        }),
+        _ => Ok(None),
+    }
 }

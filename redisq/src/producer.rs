@@ -232,12 +232,13 @@ pub(crate) fn submit_many<A: Serialize>(
         return Ok(ids);
     }
     let mut start = 0;
-    let payloads: Vec<&[u8]> = ends
+    let tasks: Vec<(&str, &[u8])> = ends
         .iter()
-        .map(|&end| {
+        .zip(&ids)
+        .map(|(&end, id)| {
             let payload = &buf[start..end];
             start = end;
-            payload
+            (id.as_str(), payload)
         })
         .collect();
     match options.at {
@@ -245,11 +246,11 @@ pub(crate) fn submit_many<A: Serialize>(
             let due = at
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            backend.schedule_many(queue, due, &payloads)?;
+            backend.schedule_many(queue, def.name, due, def.store_result, &tasks)?;
         }
         None => {
             let priority = options.priority.unwrap_or(def.priority);
-            backend.push_many(queue, priority, &payloads)?;
+            backend.push_many(queue, def.name, priority, def.store_result, &tasks)?;
         }
     }
     Ok(ids)

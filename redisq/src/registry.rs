@@ -25,6 +25,8 @@ pub struct TaskDef {
     pub retries: u32,
     /// The lane a call waits in unless the caller chooses another.
     pub priority: Priority,
+    /// Whether a status record (and the result) is kept for each call.
+    pub store_result: bool,
     /// Items per call of a batch task (its one parameter is a `Vec`); 0 for a plain task.
     pub batch: usize,
     /// Decodes the arguments and runs the function.
@@ -48,6 +50,7 @@ impl TaskDef {
             retries: 3,
             batch: 0,
             priority: Priority::Normal,
+            store_result: true,
             call,
         }
     }
@@ -63,6 +66,13 @@ impl TaskDef {
     #[must_use]
     pub const fn batch(mut self, batch: usize) -> TaskDef {
         self.batch = batch;
+        self
+    }
+
+    /// Keeps no status record nor result for its calls (fire and forget).
+    #[must_use]
+    pub const fn no_store(mut self) -> TaskDef {
+        self.store_result = false;
         self
     }
 

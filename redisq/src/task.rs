@@ -78,6 +78,27 @@ pub enum Priority {
     Low,
 }
 
+impl Priority {
+    /// The lane's name in keys and records: `high`, `normal`, `low`.
+    #[must_use]
+    pub fn lane_name(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+
+    pub(crate) fn from_lane_name(name: &str) -> Option<Priority> {
+        Some(match name {
+            "high" => Priority::High,
+            "normal" => Priority::Normal,
+            "low" => Priority::Low,
+            _ => return None,
+        })
+    }
+}
+
 /// One task as it travels through Redis; borrowed from the payload when decoded.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Task<'a> {

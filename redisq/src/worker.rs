@@ -16,7 +16,8 @@ use crate::backend::RedisQueueBackend;
 use crate::consumer::{Consumer, ConsumerQueue, Counters};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
-use crate::task::TaskId;
+use crate::status::WorkerInfo;
+use crate::task::{now_millis, TaskId};
 
 /// Tasks claimed per round trip at most, unless set with [`WorkerBuilder::prefetch`].
 const DEFAULT_PREFETCH: usize = 100;
@@ -370,10 +371,29 @@ impl WorkerBuilder {
                 n += 1;
             }
         }
+        let info = WorkerInfo {
+            id: id.clone(),
+            host: hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            pid: std::process::id(),
+            queues: queues.keys().cloned().collect(),
+            threads: worker.consumers.len(),
+            started_at: now_millis(),
+            last_beat: now_millis(),
+            in_flight: 0,
+            lease_ms: u64::try_from(self.backend.lease().as_millis()).unwrap_or(u64::MAX),
+            alive: true,
+        };
+        if let Err(err) = self.backend.register_queues(&info.queues) {
+            log::warn!("worker {id} could not register its queues: {err}");
+        }
         let heartbeat = Heartbeat {
             backend: self.backend.clone(),
             consumers,
             wake: wake_rx,
+            info,
+            counters: counters.clone(),
         };
         let handle = thread::Builder::new()
             .name("redisq-heartbeat".to_owned())
@@ -421,12 +441,20 @@ struct Heartbeat {
     backend: RedisQueueBackend,
     consumers: BTreeMap<String, Vec<String>>,
     wake: Receiver<()>,
+    /// This worker's entry in the registry.
+    info: WorkerInfo,
+    counters: Arc<Counters>,
 }
 
 impl Heartbeat {
-    fn run(self) {
+    fn run(mut self) {
         let interval = (self.backend.lease() / 3).max(Duration::from_millis(20));
         loop {
+            self.info.last_beat = now_millis();
+            self.info.in_flight = self.counters.in_flight.load(Ordering::Relaxed);
+            if let Err(err) = self.backend.beat(&self.info) {
+                log::warn!("heartbeat of worker {}: {err}", self.info.id);
+            }
             for (queue, consumers) in &self.consumers {
                 if let Err(err) = self.beat(queue, consumers) {
                     log::warn!("heartbeat of queue `{queue}`: {err}");
@@ -436,6 +464,12 @@ impl Heartbeat {
             if let Err(crossbeam_channel::RecvTimeoutError::Disconnected) =
                 self.wake.recv_timeout(interval)
             {
+                if let Err(err) = self.backend.unregister(&self.info.id) {
+                    log::warn!(
+                        "worker {} could not leave the registry: {err}",
+                        self.info.id
+                    );
+                }
                 return;
             }
         }

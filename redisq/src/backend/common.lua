@@ -1,4 +1,4 @@
--- Shared by the scripts that settle a consumer's work; prepended to each of them.
+-- Shared by the scripts of a queue; prepended to each of them.
 
 -- Now in Unix milliseconds, by the Redis server's clock.
 local function now_ms()
@@ -6,38 +6,44 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Applies the outcomes of failed tasks: ARGV[first .. first + 3n - 1] holds n triples
--- (kind, score, member): kind "retry" adds member (a payload) to the scheduled set due at
--- score (Unix ms); kind "dead" adds member (a dead-letter record) to the dead set at score
--- (Unix microseconds). The dead set is then trimmed to dead_max records no older than
--- dead_age ms (0: no age bound).
-local function apply_effects(scheduled, dead, first, n, dead_max, dead_age, now)
-  local any_dead = false
-  for i = 0, n - 1 do
-    local kind = ARGV[first + 3 * i]
-    local score = ARGV[first + 3 * i + 1]
-    local member = ARGV[first + 3 * i + 2]
-    if kind == 'retry' then
-      redis.call('ZADD', scheduled, score, member)
-    elseif kind == 'dead' then
-      redis.call('ZADD', dead, score, member)
-      any_dead = true
-    end
-  end
-  if any_dead then
-    if dead_age > 0 then
-      redis.call('ZREMRANGEBYSCORE', dead, '-inf', '(' .. ((now - dead_age) * 1000))
-    end
-    redis.call('ZREMRANGEBYRANK', dead, 0, -(dead_max + 1))
-  end
+-- The id of a payload redisq encoded (it starts with {"id":"…"}); nil for others.
+local function payload_id(payload)
+  return string.match(payload, '^{"id":"([^"]+)"')
 end
 
--- Moves up to max due tasks from the scheduled set to the tail of the pending list.
-local function promote(scheduled, pending, max, now)
+-- Sets fields of a task's status record, if the task has one (store_result).
+local function set_record(prefix, id, ...)
+  if prefix == '' or not id or id == '' then
+    return nil
+  end
+  local key = prefix .. id
+  if redis.call('EXISTS', key) == 0 then
+    return nil
+  end
+  redis.call('HSET', key, ...)
+  return key
+end
+
+-- Moves up to max due tasks from the scheduled set to the tail of the normal lane, and
+-- marks their records queued with their place in the lane.
+local function promote(scheduled, pending, counters, prefix, max, now)
   local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, max)
   if #due > 0 then
     redis.call('ZREM', scheduled, unpack(due))
     redis.call('RPUSH', pending, unpack(due))
+    local last = redis.call('HINCRBY', counters, 'pushed:normal', #due)
+    for i = 1, #due do
+      set_record(prefix, payload_id(due[i]), 'status', 'queued', 'lane', 'normal',
+        'seq', last - #due + i)
+    end
   end
   return #due
+end
+
+-- Marks the records of tasks moved back to the head of the normal lane as queued again
+-- (their place there is ahead of every counted task: seq 0).
+local function requeued(counters, prefix, items)
+  for i = 1, #items do
+    set_record(prefix, payload_id(items[i]), 'status', 'queued', 'lane', 'normal', 'seq', 0)
+  end
 end

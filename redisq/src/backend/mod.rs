@@ -5,6 +5,7 @@
 //! blocked workers never starve producers. The queue operations live in [`ops`], the
 //! Lua scripts beside it.
 
+mod inspect;
 pub(crate) mod ops;
 mod pool;
 
@@ -16,7 +17,7 @@ use redis::IntoConnectionInfo;
 
 use crate::dead::DeadLetter;
 use crate::error::{Error, Result};
-use crate::keys::QueueKeys;
+use crate::keys::{NamespaceKeys, QueueKeys};
 use crate::retry::{self, Backoff};
 use crate::task::Priority;
 use ops::DeadRetention;
@@ -47,6 +48,8 @@ pub(crate) struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) dead_max: usize,
     pub(crate) dead_max_age: Duration,
+    pub(crate) result_ttl: Duration,
+    pub(crate) dead_ttl: Duration,
 }
 
 impl Config {
@@ -141,6 +144,8 @@ impl RedisQueueBackend {
             },
             dead_max: 10_000,
             dead_max_age: Duration::from_secs(180 * 24 * 3600),
+            result_ttl: Duration::from_secs(3600),
+            dead_ttl: Duration::from_secs(7 * 24 * 3600),
         };
         let pool = Pool::new(client, config.timeout, config.timeout, 64);
         Ok(RedisQueueBackend {
@@ -211,6 +216,22 @@ impl RedisQueueBackend {
         self
     }
 
+    /// Sets how long the status record (and result) of a task that succeeded is kept.
+    /// Default 1 hour; at least 1 s.
+    #[must_use]
+    pub fn with_result_ttl(mut self, ttl: Duration) -> Self {
+        Arc::make_mut(&mut self.config).result_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Sets how long the status record of a dead task is kept (its dead letter is kept
+    /// by the dead-letter bounds). Default 7 days; at least 1 s.
+    #[must_use]
+    pub fn with_dead_record_ttl(mut self, ttl: Duration) -> Self {
+        Arc::make_mut(&mut self.config).dead_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
     /// Sets the age past which dead letters are dropped (when a new one comes). Default
     /// 180 days; zero means no age bound.
     #[must_use]
@@ -248,6 +269,11 @@ impl RedisQueueBackend {
     /// A pooled connection.
     pub(crate) fn connection(&self) -> Result<Pooled<'_>> {
         Ok(self.pool.get()?)
+    }
+
+    /// A new connection, not pooled, whose reads may block for `read` plus the timeout.
+    pub(crate) fn pool_connect(&self, read: Duration) -> Result<redis::Connection> {
+        Ok(self.pool.connect(read + self.config.timeout)?)
     }
 
     /// A dedicated connection for a consumer thread, whose reads may block for a pop.
@@ -291,7 +317,8 @@ impl RedisQueueBackend {
         loop {
             let expired = con.run(|c| ops::expired(c, &keys, PAGE))?;
             for consumer in &expired {
-                if let Some(moved) = con.run(|c| ops::recover(c, &keys, consumer))? {
+                let prefix = self.record_prefix();
+                if let Some(moved) = con.run(|c| ops::recover(c, &keys, consumer, &prefix))? {
                     total += moved;
                 }
             }
@@ -470,37 +497,100 @@ impl RedisQueueBackend {
     pub(crate) fn release_consumer(&self, queue: &str, consumer: &str) -> Result<usize> {
         let keys = self.keys(queue);
         let mut con = self.connection()?;
-        Ok(con.run(|c| ops::release_all(c, &keys, consumer))?)
+        let prefix = self.record_prefix();
+        Ok(con.run(|c| ops::release_all(c, &keys, consumer, &prefix))?)
     }
 
-    /// Pushes encoded tasks onto the tail of a lane of `queue`, in order, and rings its
-    /// signal list, in one round trip on one pooled connection.
+    /// Pushes encoded tasks (`(id, payload)`) of task `name` onto the tail of a lane of
+    /// `queue`, in order, with their status records when `records`, and rings its signal
+    /// list, in one round trip on one pooled connection.
     pub(crate) fn push_many(
         &self,
         queue: &str,
+        name: &str,
         priority: Priority,
-        payloads: &[&[u8]],
+        records: bool,
+        tasks: &[(&str, &[u8])],
     ) -> Result<()> {
-        if payloads.is_empty() {
+        if tasks.is_empty() {
             return Ok(());
         }
         let keys = self.keys(queue);
+        let ns = self.namespace_keys();
+        let prefix = if records {
+            ns.record_prefix()
+        } else {
+            String::new()
+        };
+        let push = ops::Push {
+            queue,
+            name,
+            priority,
+            record_prefix: &prefix,
+            queues_key: &ns.queues(),
+            created_at: crate::task::now_millis(),
+            tasks,
+        };
         let mut con = self.connection()?;
-        con.run(|c| ops::push(c, &keys, priority, payloads))?;
+        con.run(|c| ops::push(c, &keys, &push))?;
         Ok(())
     }
 
-    /// Adds encoded tasks to the scheduled set of `queue`, due at `due` (Unix ms), in one
+    /// Adds encoded tasks (`(id, payload)`) of task `name` to the scheduled set of `queue`,
+    /// due at `due` (Unix ms), with `scheduled` status records when `records`, in one
     /// round trip.
-    pub(crate) fn schedule_many(&self, queue: &str, due: u64, payloads: &[&[u8]]) -> Result<()> {
-        let key = self.keys(queue).scheduled();
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(&key);
-        for payload in payloads {
-            cmd.arg(due).arg(*payload);
+    pub(crate) fn schedule_many(
+        &self,
+        queue: &str,
+        name: &str,
+        due: u64,
+        records: bool,
+        tasks: &[(&str, &[u8])],
+    ) -> Result<()> {
+        let ns = self.namespace_keys();
+        let mut pipe = redis::pipe();
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(self.keys(queue).scheduled());
+        for (_, payload) in tasks {
+            zadd.arg(due).arg(*payload);
         }
+        pipe.add_command(zadd).ignore();
+        if records {
+            let now = crate::task::now_millis();
+            for (id, _) in tasks {
+                pipe.cmd("HSET")
+                    .arg(ns.record(id))
+                    .arg("status")
+                    .arg("scheduled")
+                    .arg("queue")
+                    .arg(queue)
+                    .arg("name")
+                    .arg(name)
+                    .arg("created_at")
+                    .arg(now)
+                    .arg("lane")
+                    .arg("normal")
+                    .ignore();
+            }
+        }
+        pipe.cmd("SADD").arg(ns.queues()).arg(queue).ignore();
         let mut con = self.connection()?;
-        con.run(|c| cmd.query::<()>(c))?;
+        con.run(|c| pipe.query::<()>(c))?;
         Ok(())
+    }
+
+    pub(crate) fn namespace_keys(&self) -> NamespaceKeys {
+        NamespaceKeys::new(&self.config.namespace)
+    }
+
+    pub(crate) fn record_prefix(&self) -> String {
+        self.namespace_keys().record_prefix()
+    }
+
+    pub(crate) fn record_ttl(&self) -> ops::RecordTtl {
+        ops::RecordTtl {
+            done_secs: self.config.result_ttl.as_secs().max(1),
+            dead_secs: self.config.dead_ttl.as_secs().max(1),
+        }
     }
 }

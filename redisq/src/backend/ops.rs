@@ -26,17 +26,68 @@ static RENEW: LazyLock<Script> = script!("renew.lua");
 static EXPIRED: LazyLock<Script> = script!("expired.lua");
 static RECOVER: LazyLock<Script> = script!("recover.lua");
 static REQUEUE: LazyLock<Script> = script!("requeue.lua");
+static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
 
 /// A raw task payload as stored in a list.
 pub(crate) type Payload = Vec<u8>;
 
-/// What becomes of a task that did not succeed, applied with the next settle.
+/// What to record of a finished task, applied with the next settle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Effect {
     /// Run again at `due` (Unix ms): the payload carries the attempt count and errors.
-    Retry { due: u64, payload: Vec<u8> },
-    /// Set aside: a dead-letter record written at `at` (Unix microseconds).
-    Dead { at: u64, record: Vec<u8> },
+    Retry {
+        due: u64,
+        payload: Vec<u8>,
+        record: RecordUpdate,
+    },
+    /// Set aside: a dead-letter record scored `score` (Unix microseconds).
+    Dead {
+        score: u64,
+        letter: Vec<u8>,
+        record: RecordUpdate,
+    },
+    /// Succeeded (only sent for tasks whose status record is kept).
+    Done {
+        id: String,
+        attempts: u32,
+        result: String,
+    },
+}
+
+/// The fields of a status record that a failure updates; an empty id updates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RecordUpdate {
+    pub(crate) id: String,
+    pub(crate) attempts: u32,
+    pub(crate) error: String,
+}
+
+/// What a settle adds to the queue's statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) processed: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+    pub(crate) dead: u64,
+    /// `wait_ms:run_ms` samples, comma-separated.
+    pub(crate) samples: String,
+}
+
+impl Tally {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.processed == 0
+            && self.failed == 0
+            && self.retried == 0
+            && self.dead == 0
+            && self.samples.is_empty()
+    }
+}
+
+/// How long finished status records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordTtl {
+    pub(crate) done_secs: u64,
+    pub(crate) dead_secs: u64,
 }
 
 /// How a settle ends.
@@ -72,77 +123,127 @@ fn settle_keys(invocation: &mut redis::ScriptInvocation<'_>, keys: &QueueKeys, c
         .key(keys.dead())
         .key(keys.lane(Priority::High))
         .key(keys.lane(Priority::Low))
-        .key(keys.signal());
+        .key(keys.signal())
+        .key(keys.stats())
+        .key(keys.throughput())
+        .key(keys.latency())
+        .key(keys.counters());
 }
 
-/// Payloads per `RPUSH` when pushing many.
-const PUSH_CHUNK: usize = 1_000;
+/// Tasks of one call of `enqueue.lua`.
+pub(crate) struct Push<'a> {
+    pub(crate) queue: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) priority: Priority,
+    /// `<ns>:task:`, or empty when no status records are kept.
+    pub(crate) record_prefix: &'a str,
+    pub(crate) queues_key: &'a str,
+    pub(crate) created_at: u64,
+    /// (id, payload) pairs.
+    pub(crate) tasks: &'a [(&'a str, &'a [u8])],
+}
 
-/// Wake-up tokens kept at most in a queue's signal list.
-const SIGNAL_MAX: i64 = 64;
-
-/// Pushes payloads onto a lane of a queue, in order, and rings its signal list (which
-/// at-least-once consumers block on), in one pipelined round trip: one `RPUSH` per
-/// [`PUSH_CHUNK`] payloads, then one token, trimmed to [`SIGNAL_MAX`].
-pub(crate) fn push(
-    con: &mut Connection,
-    keys: &QueueKeys,
-    priority: Priority,
-    payloads: &[&[u8]],
-) -> RedisResult<()> {
-    if payloads.is_empty() {
+/// Pushes tasks onto a lane of a queue, in order, writes their status records, and rings
+/// the queue's signal list (which at-least-once consumers block on): one round trip
+/// (`enqueue.lua`).
+pub(crate) fn push(con: &mut Connection, keys: &QueueKeys, push: &Push<'_>) -> RedisResult<()> {
+    if push.tasks.is_empty() {
         return Ok(());
     }
-    let lane = keys.lane(priority);
-    let signal = keys.signal();
-    let mut pipe = redis::pipe();
-    for chunk in payloads.chunks(PUSH_CHUNK) {
-        pipe.cmd("RPUSH").arg(&lane).arg(chunk).ignore();
+    let mut invocation = ENQUEUE.key(keys.lane(push.priority));
+    invocation
+        .key(keys.signal())
+        .key(keys.counters())
+        .key(push.queues_key)
+        .arg(push.priority.lane_name())
+        .arg(push.record_prefix)
+        .arg(push.queue)
+        .arg(push.name)
+        .arg(push.created_at)
+        .arg(push.tasks.len());
+    for (id, payload) in push.tasks {
+        invocation.arg(*id).arg(*payload);
     }
-    pipe.cmd("RPUSH").arg(&signal).arg(1).ignore();
-    pipe.cmd("LTRIM")
-        .arg(&signal)
-        .arg(-SIGNAL_MAX)
-        .arg(-1)
-        .ignore();
-    pipe.query(con)
+    let _last: i64 = invocation.invoke(con)?;
+    Ok(())
 }
 
-/// One settle round trip: see `settle.lua`. Returns the tasks taken (none for release).
-#[allow(clippy::too_many_arguments)]
+/// Everything one settle sends besides the queue and the consumer.
+pub(crate) struct SettleArgs<'a> {
+    pub(crate) lease: Duration,
+    pub(crate) done: usize,
+    pub(crate) max: usize,
+    pub(crate) mode: Mode,
+    pub(crate) effects: &'a [Effect],
+    pub(crate) tally: &'a Tally,
+    pub(crate) retention: DeadRetention,
+    pub(crate) record_prefix: &'a str,
+    pub(crate) ttl: RecordTtl,
+}
+
+/// One settle round trip: see `settle.lua`. Returns the tasks taken, or for a release the
+/// number handed back as a one-element list of nothing (use [`release_all`] for a count).
 pub(crate) fn settle(
     con: &mut Connection,
     keys: &QueueKeys,
     consumer: &str,
-    lease: Duration,
-    done: usize,
-    max: usize,
-    mode: Mode,
-    effects: &[Effect],
-    retention: DeadRetention,
+    args: &SettleArgs<'_>,
 ) -> RedisResult<Vec<Payload>> {
     let mut invocation = SETTLE.prepare_invoke();
     settle_keys(&mut invocation, keys, consumer);
     invocation
         .arg(consumer)
-        .arg(millis(lease))
-        .arg(done)
-        .arg(max)
-        .arg(match mode {
+        .arg(millis(args.lease))
+        .arg(args.done)
+        .arg(args.max)
+        .arg(match args.mode {
             Mode::Claim => "claim",
             Mode::Pop => "pop",
             Mode::Release => "release",
         })
-        .arg(retention.max)
-        .arg(retention.max_age_ms)
-        .arg(effects.len());
-    for effect in effects {
+        .arg(args.retention.max)
+        .arg(args.retention.max_age_ms)
+        .arg(args.record_prefix)
+        .arg(args.ttl.done_secs)
+        .arg(args.ttl.dead_secs)
+        .arg(args.tally.processed)
+        .arg(args.tally.failed)
+        .arg(args.tally.retried)
+        .arg(args.tally.dead)
+        .arg(&args.tally.samples)
+        .arg(args.effects.len());
+    for effect in args.effects {
         match effect {
-            Effect::Retry { due, payload } => invocation.arg("retry").arg(*due).arg(payload),
-            Effect::Dead { at, record } => invocation.arg("dead").arg(*at).arg(record),
+            Effect::Retry {
+                due,
+                payload,
+                record,
+            } => invocation
+                .arg("retry")
+                .arg(*due)
+                .arg(payload)
+                .arg(&record.id)
+                .arg(record.attempts)
+                .arg(&record.error),
+            Effect::Dead {
+                score,
+                letter,
+                record,
+            } => invocation
+                .arg("dead")
+                .arg(*score)
+                .arg(letter)
+                .arg(&record.id)
+                .arg(record.attempts)
+                .arg(&record.error),
+            Effect::Done {
+                id,
+                attempts,
+                result,
+            } => invocation.arg("done").arg(id).arg(*attempts).arg(result),
         };
     }
-    if mode == Mode::Release {
+    if args.mode == Mode::Release {
         let _moved: i64 = invocation.invoke(con)?;
         return Ok(Vec::new());
     }
@@ -155,6 +256,7 @@ pub(crate) fn release_all(
     con: &mut Connection,
     keys: &QueueKeys,
     consumer: &str,
+    record_prefix: &str,
 ) -> RedisResult<usize> {
     let mut invocation = SETTLE.prepare_invoke();
     settle_keys(&mut invocation, keys, consumer);
@@ -166,8 +268,16 @@ pub(crate) fn release_all(
         .arg("release")
         .arg(0)
         .arg(0)
+        .arg(record_prefix)
         .arg(0)
-        .invoke(con)
+        .arg(0)
+        .arg(0)
+        .arg(0)
+        .arg(0)
+        .arg(0)
+        .arg("")
+        .arg(0);
+    invocation.invoke(con)
 }
 
 /// Waits up to `timeout` for a wake-up token on any of the queues' signal lists; true
@@ -270,13 +380,16 @@ pub(crate) fn recover(
     con: &mut Connection,
     keys: &QueueKeys,
     consumer: &str,
+    record_prefix: &str,
 ) -> RedisResult<Option<usize>> {
     let moved: i64 = RECOVER
         .key(keys.pending())
         .key(keys.claimed(consumer))
         .key(keys.leases())
         .key(keys.signal())
+        .key(keys.counters())
         .arg(consumer)
+        .arg(record_prefix)
         .invoke(con)?;
     Ok(usize::try_from(moved).ok())
 }

@@ -1,18 +1,22 @@
 -- When a consumer's lease has run out, returns its claimed tasks to the head of the
--- pending list, in order, and drops the lease; -1 when the lease is still current.
--- KEYS[1] pending list, KEYS[2] the consumer's claimed list, KEYS[3] leases zset,
--- KEYS[4] signal list (rung when tasks moved, to wake blocked consumers)
--- ARGV[1] consumer id
+-- normal lane, in order, and drops the lease; -1 when the lease is still current.
+-- KEYS[1] normal lane, KEYS[2] the consumer's claimed list, KEYS[3] leases zset,
+-- KEYS[4] signal list (rung when tasks moved, to wake blocked consumers), KEYS[5] counters
+-- ARGV[1] consumer id, ARGV[2] record key prefix
 local deadline = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if deadline and tonumber(deadline) > now_ms() then
   return -1
 end
-local moved = 0
-while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do
-  moved = moved + 1
+local moved = {}
+local item = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
+while item do
+  moved[#moved + 1] = item
+  item = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
-if moved > 0 then
+if #moved > 0 then
+  redis.call('HINCRBY', KEYS[5], 'taken:normal', -#moved)
+  requeued(KEYS[5], ARGV[2], moved)
   redis.call('RPUSH', KEYS[4], 1)
 end
-return moved
+return #moved

@@ -37,3 +37,18 @@ fn main() {
     let _: redisq::Result<Dispatch<usize, Vec<TaskId>>> = insert_or_run(vec!["a".into()]);
     assert_eq!(insert::run(vec![1, 2, 3]), Ok(3));
 }
+
+#[fifo(queue = "pings", store_result = false)]
+pub fn ping() {}
+
+#[fifo(queue = "pings")]
+pub fn typed() -> Result<Vec<u8>, std::io::Error> {
+    Ok(vec![1])
+}
+
+#[allow(dead_code)]
+fn typed_results(backend: &redisq::RedisQueueBackend, id: &TaskId) {
+    assert!(!ping::DEF.store_result);
+    let _: redisq::Result<Option<()>> = ping::result(backend, id);
+    let _: redisq::Result<Option<Vec<u8>>> = typed::result(backend, id);
+}
