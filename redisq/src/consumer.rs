@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 
 use crate::backend::ops::{self, Effect, Mode, Payload, RecordUpdate, SettleArgs, Tally};
 use crate::backend::{Delivery, RedisQueueBackend};
+use crate::context::TaskContext;
 use crate::dead::DeadLetter;
 use crate::dispatch::{Args, CallError};
 use crate::error::{Error, Result};
@@ -394,9 +395,9 @@ impl Consumer {
             return self.process_batch(queue, def, payloads, tally);
         }
         let started = Instant::now();
-        let outcome = self.call(def, Args::new(task.args));
-        sample(tally, task.enqueued_at, started);
         let attempt = task.attempts + 1;
+        let outcome = self.call(queue, def, &id, attempt, Args::new(task.args));
+        sample(tally, task.enqueued_at, started);
         let effect = match outcome {
             Ok(result) => {
                 // An assembled batch counts its items.
@@ -498,7 +499,8 @@ impl Consumer {
             return (used, effects);
         };
         let started = Instant::now();
-        let outcome = self.call(def, Args::new(Some(&raw)));
+        let first = ids.first().cloned().unwrap_or_default();
+        let outcome = self.call(queue, def, &first, 1, Args::new(Some(&raw)));
         sample(tally, oldest, started);
         match outcome {
             Ok(result) => {
@@ -540,9 +542,23 @@ impl Consumer {
     }
 
     /// Calls the function, catching a panic; its result as JSON.
-    fn call(&self, def: &TaskDef, args: Args<'_>) -> std::result::Result<String, Failure> {
+    fn call(
+        &self,
+        queue: &ConsumerQueue,
+        def: &TaskDef,
+        id: &str,
+        attempt: u32,
+        args: Args<'_>,
+    ) -> std::result::Result<String, Failure> {
+        let context = TaskContext {
+            id: TaskId::from(id),
+            name: def.name.to_owned(),
+            queue: queue.name.clone(),
+            namespace: self.backend.namespace().to_owned(),
+            attempt,
+        };
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        let outcome = catch_unwind(AssertUnwindSafe(|| (def.call)(args)));
+        let outcome = context.scope(|| catch_unwind(AssertUnwindSafe(|| (def.call)(args))));
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         match outcome {
             Ok(Ok(result)) => {

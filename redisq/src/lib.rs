@@ -28,6 +28,7 @@
 
 mod backend;
 mod consumer;
+mod context;
 mod dead;
 mod dispatch;
 mod error;
@@ -45,6 +46,7 @@ mod worker;
 pub mod __private;
 
 pub use backend::{Delivery, RedisQueueBackend};
+pub use context::TaskContext;
 pub use dead::DeadLetter;
 pub use error::{Error, Result};
 pub use producer::{init, Dispatch};

@@ -336,3 +336,39 @@ fn an_unreachable_redis_is_an_unavailable_error() {
     assert!(err.is_unavailable(), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// What `TaskContext::current()` said inside each run, by the test's key.
+static CONTEXTS: Mutex<BTreeMap<String, redisq::TaskContext>> = Mutex::new(BTreeMap::new());
+
+#[fifo(queue = "context")]
+fn remember_context(key: String) {
+    if let Some(context) = redisq::TaskContext::current() {
+        CONTEXTS.lock().unwrap().insert(key, context);
+    }
+}
+
+#[test]
+fn a_running_task_knows_its_context() {
+    let ns = TestNs::new();
+    let key = ns.name.clone();
+    remember_context::run(key.clone());
+    assert!(
+        CONTEXTS.lock().unwrap().get(&key).is_none(),
+        "no context inline"
+    );
+    let id = remember_context::enqueue(&ns.backend, key.clone()).unwrap();
+    let workers = Worker::builder(ns.backend.clone())
+        .queues(["context"])
+        .start()
+        .unwrap();
+    wait_until(WAIT, "the task", || {
+        CONTEXTS.lock().unwrap().contains_key(&key)
+    });
+    workers.shutdown();
+    let context = CONTEXTS.lock().unwrap()[&key].clone();
+    assert_eq!(context.id, id);
+    assert_eq!(context.queue, "context");
+    assert_eq!(context.namespace, ns.name);
+    assert_eq!(context.name, "core::remember_context");
+    assert_eq!(context.attempt, 1);
+}
