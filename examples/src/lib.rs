@@ -1,1 +1,6 @@
 //! Runnable examples of redisq live in `examples/`; see `examples/README.md`.
+//!
+//! The GPS ingestion server (`gps_server`) keeps its code here, in [`gps`], so that its
+//! integration tests (`tests/gps.rs`) can start it in their own process.
+
+pub mod gps;
