@@ -9,8 +9,9 @@ mod inspect;
 pub(crate) mod ops;
 mod pool;
 
+use std::collections::HashSet;
 use std::env;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::IntoConnectionInfo;
@@ -77,6 +78,8 @@ impl Config {
 pub struct RedisQueueBackend {
     config: Arc<Config>,
     pool: Arc<Pool>,
+    /// Queues this backend has pushed to, and so registered in `<ns>:queues`.
+    registered: Arc<Mutex<HashSet<String>>>,
 }
 
 impl RedisQueueBackend {
@@ -151,6 +154,7 @@ impl RedisQueueBackend {
         Ok(RedisQueueBackend {
             config: Arc::new(config),
             pool: Arc::new(pool),
+            registered: Arc::default(),
         })
     }
 
@@ -158,6 +162,7 @@ impl RedisQueueBackend {
     #[must_use]
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.config).namespace = namespace.into();
+        self.registered = Arc::default();
         self
     }
 
@@ -531,8 +536,9 @@ impl RedisQueueBackend {
             created_at: crate::task::now_millis(),
             tasks,
         };
+        let register = self.first_push(queue);
         let mut con = self.connection()?;
-        con.run(|c| ops::push(c, &keys, &push))?;
+        con.run(|c| ops::push(c, &keys, &push, register))?;
         Ok(())
     }
 
@@ -577,6 +583,22 @@ impl RedisQueueBackend {
         let mut con = self.connection()?;
         con.run(|c| pipe.query::<()>(c))?;
         Ok(())
+    }
+
+    /// Whether this backend has not pushed to `queue` yet (then the push registers it in
+    /// the set of known queues).
+    fn first_push(&self, queue: &str) -> bool {
+        match self.registered.lock() {
+            Ok(mut registered) => {
+                if registered.contains(queue) {
+                    false
+                } else {
+                    registered.insert(queue.to_owned());
+                    true
+                }
+            }
+            Err(_) => true,
+        }
     }
 
     pub(crate) fn namespace_keys(&self) -> NamespaceKeys {

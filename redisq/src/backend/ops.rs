@@ -143,12 +143,56 @@ pub(crate) struct Push<'a> {
     pub(crate) tasks: &'a [(&'a str, &'a [u8])],
 }
 
+/// Wake-up tokens kept at most in a queue's signal list.
+const SIGNAL_MAX: i64 = 64;
+
 /// Pushes tasks onto a lane of a queue, in order, writes their status records, and rings
-/// the queue's signal list (which at-least-once consumers block on): one round trip
-/// (`enqueue.lua`).
-pub(crate) fn push(con: &mut Connection, keys: &QueueKeys, push: &Push<'_>) -> RedisResult<()> {
+/// the queue's signal list (which at-least-once consumers block on): one round trip.
+///
+/// With status records it runs `enqueue.lua`, which numbers the tasks in their lane and
+/// writes each record with its number. Without (`store_result = false`) it sends a plain
+/// pipeline instead — `RPUSH`, `HINCRBY` of the lane's count, `RPUSH` and `LTRIM` of the
+/// signal, and `SADD` of the queue when `register` — because entering a Lua script costs
+/// about as much again as the `RPUSH` itself, and the fastest path should not pay it.
+pub(crate) fn push(
+    con: &mut Connection,
+    keys: &QueueKeys,
+    push: &Push<'_>,
+    register: bool,
+) -> RedisResult<()> {
     if push.tasks.is_empty() {
         return Ok(());
+    }
+    if push.record_prefix.is_empty() {
+        let lane = keys.lane(push.priority);
+        let signal = keys.signal();
+        let mut pipe = redis::pipe();
+        for chunk in push.tasks.chunks(PUSH_CHUNK) {
+            let mut rpush = redis::cmd("RPUSH");
+            rpush.arg(&lane);
+            for (_, payload) in chunk {
+                rpush.arg(*payload);
+            }
+            pipe.add_command(rpush).ignore();
+        }
+        pipe.cmd("HINCRBY")
+            .arg(keys.counters())
+            .arg(format!("pushed:{}", push.priority.lane_name()))
+            .arg(push.tasks.len())
+            .ignore();
+        pipe.cmd("RPUSH").arg(&signal).arg(1).ignore();
+        pipe.cmd("LTRIM")
+            .arg(&signal)
+            .arg(-SIGNAL_MAX)
+            .arg(-1)
+            .ignore();
+        if register {
+            pipe.cmd("SADD")
+                .arg(push.queues_key)
+                .arg(push.queue)
+                .ignore();
+        }
+        return pipe.query(con);
     }
     let mut invocation = ENQUEUE.key(keys.lane(push.priority));
     invocation
@@ -167,6 +211,9 @@ pub(crate) fn push(con: &mut Connection, keys: &QueueKeys, push: &Push<'_>) -> R
     let _last: i64 = invocation.invoke(con)?;
     Ok(())
 }
+
+/// Payloads per `RPUSH` when pushing many without a script.
+const PUSH_CHUNK: usize = 1_000;
 
 /// Everything one settle sends besides the queue and the consumer.
 pub(crate) struct SettleArgs<'a> {
