@@ -1,10 +1,25 @@
-//! A bounded load on a running `gps_server`: posts N points (some of them twice), then waits
-//! until the database holds them and prints the figures.
+//! A bounded load on a running `gps_server`, in two phases:
+//!
+//! 1. **direct** (the pipeline's ceiling): the same points, parsed as the server parses
+//!    them, stored straight into a scratch schema of the same PostgreSQL (created, then
+//!    dropped) by `--direct-threads` threads in batches of 1,000 through the server's own
+//!    [`Database::store`] (same `INSERT … UNNEST … ON CONFLICT DO NOTHING`);
+//! 2. **pipeline**: posts the points to the server (HTTP → redisq → PostgreSQL), then waits
+//!    until its database holds them; prints requests/s, accept latency and end-to-end
+//!    points/s, and the ratio of the two phases' points/s.
 //!
 //! ```text
 //! cargo run --release -p redisq-examples --example gps_load -- \
 //!     --points 100000 --concurrency 32 --batch 100 --url http://127.0.0.1:8000
+//! cargo run --release -p redisq-examples --example gps_load -- \
+//!     --points 100000 --batch 10 --rate 1000 --direct off
 //! ```
+//!
+//! Unpaced (the default), `--concurrency` senders post back to back. With `--rate R` the
+//! load is an open-loop schedule: request i is due at start + i/R, and a pool of
+//! `--concurrency` senders issues each at its due time (or as soon as a sender is free).
+//! Accept latency is measured from the moment a request is sent, not from its due time;
+//! how far behind schedule the client fell (send time − due time) is printed next to it.
 //!
 //! Reads the rows from the server's database (`DATABASE_URL`, `DB_SCHEMA`, as for the
 //! server). Each run uses track ids of its own (`load-<run>-<n>`), so runs do not mix. Only
@@ -14,9 +29,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use redisq_examples::gps::Kind;
+use redisq_examples::gps::points::parse_points;
+use redisq_examples::gps::{Database, Kind, Point};
+
+/// Batch size of the direct phase: the most points a worker call of the server stores.
+const DIRECT_BATCH: usize = redisq_examples::gps::tasks::BATCH;
 
 /// Posts GPS points to a gps_server and measures how fast they reach the database.
 #[derive(Debug, Parser)]
@@ -52,12 +71,36 @@ struct Args {
     /// The schema of the server's tables.
     #[arg(long, env = "DB_SCHEMA", default_value = "public")]
     schema: String,
+    /// Requests per second, paced on an open-loop schedule (request i due at start + i/R);
+    /// unpaced when absent.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// The direct-insert ceiling: `on` measures it before the pipeline, `only` measures
+    /// nothing else (no server needed), `off` skips it.
+    #[arg(long, value_enum, default_value_t = Direct::On)]
+    direct: Direct,
+    /// Threads inserting at once in the direct phase (the server's `WORKER_THREADS`).
+    #[arg(long, default_value_t = 4)]
+    direct_threads: usize,
+}
+
+/// Whether to measure the direct-insert ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Direct {
+    /// Direct insert, then the pipeline.
+    On,
+    /// Only the direct insert.
+    Only,
+    /// Only the pipeline.
+    Off,
 }
 
 /// What the senders saw.
 #[derive(Debug, Default)]
 struct Tally {
     latencies_ms: Vec<f64>,
+    /// How late each request was sent after its due time (paced runs).
+    behind_ms: Vec<f64>,
     queued: usize,
     stored: usize,
     failed: usize,
@@ -81,8 +124,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let target = base.join(kind.path())?;
-    if args.points == 0 || args.batch == 0 || args.concurrency == 0 {
-        return Err("--points, --batch and --concurrency must be at least 1".into());
+    if args.points == 0 || args.batch == 0 || args.concurrency == 0 || args.direct_threads == 0 {
+        return Err(
+            "--points, --batch, --concurrency and --direct-threads must be at least 1".into(),
+        );
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err("--rate must be a positive number of requests per second".into());
     }
 
     let run = std::time::SystemTime::now()
@@ -95,8 +143,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids: Vec<String> = (0..tracks).map(|k| format!("load-{run}-{k}")).collect();
     let bodies = Arc::new(request_bodies(&args, kind, &ids, unique, dups));
 
+    let direct = if args.direct == Direct::Off {
+        None
+    } else {
+        Some(direct_insert(&args, kind, &bodies, run)?)
+    };
+    if args.direct == Direct::Only {
+        return Ok(());
+    }
+
+    let pace = match args.rate {
+        Some(rate) => format!("paced at {rate} requests/s"),
+        None => "unpaced".to_owned(),
+    };
     println!(
-        "sending {} points ({unique} unique, {dups} repeated) to {target} in {} requests of up to {}, {} at once",
+        "pipeline: sending {} points ({unique} unique, {dups} repeated) to {target} in {} requests of up to {}, {} senders, {pace}",
         args.points,
         bodies.len(),
         args.batch,
@@ -126,19 +187,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut latencies = tally.latencies_ms;
     latencies.sort_by(f64::total_cmp);
+    let p99 = percentile(&latencies, 0.99);
     println!(
-        "accept latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "accept latency (from send): p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
         percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(0.0)
     );
+    if let Some(rate) = args.rate {
+        let mut behind = tally.behind_ms;
+        behind.sort_by(f64::total_cmp);
+        let late = behind.iter().filter(|&&ms| ms > 1.0).count();
+        println!(
+            "schedule: {rate} requests/s asked, {:.0} achieved; sent behind due time: \
+             p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({late} of {} more than 1 ms late)",
+            requests as f64 / secs,
+            percentile(&behind, 0.50),
+            percentile(&behind, 0.99),
+            behind.last().copied().unwrap_or(0.0),
+            behind.len()
+        );
+        let met = if p99 < 5.0 { "met" } else { "NOT met" };
+        println!("target p99 accept latency < 5 ms at {rate} requests/s: {met}");
+    }
 
     let (rows, reached) = wait_for_rows(&args, kind, &ids, unique as u64)?;
     let e2e = reached.duration_since(started).as_secs_f64();
+    let pipeline_rate = rows as f64 / e2e;
     println!(
-        "database: {rows} rows {e2e:.2} s after the first request = {:.0} points/s end to end",
-        rows as f64 / e2e
+        "database: {rows} rows {e2e:.2} s after the first request = {pipeline_rate:.0} points/s end to end"
     );
+    if let Some(direct_rate) = direct {
+        let ratio = pipeline_rate / direct_rate;
+        let met = if ratio >= 0.5 { "met" } else { "NOT met" };
+        println!(
+            "points/s: pipeline {pipeline_rate:.0}, direct insert {direct_rate:.0}, \
+             ratio {ratio:.2} (target >= 0.50: {met})"
+        );
+    }
     let verdict = if rows == unique as u64 {
         "OK"
     } else {
@@ -222,6 +307,8 @@ async fn send_all(
     )?);
     let next = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let interval = args.rate.map(|rate| Duration::from_secs_f64(1.0 / rate));
+    let start = tokio::time::Instant::now();
     let mut senders = Vec::new();
     for _ in 0..args.concurrency {
         let (client, target, bodies) = (client.clone(), target.clone(), bodies.clone());
@@ -232,7 +319,17 @@ async fn send_all(
                 let Some((n, body)) = bodies.get(i) else {
                     return;
                 };
+                let due = interval.map(|every| start + every.mul_f64(i as f64));
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due).await;
+                }
                 let started = Instant::now();
+                let behind = due.map(|due| {
+                    tokio::time::Instant::now()
+                        .saturating_duration_since(due)
+                        .as_secs_f64()
+                        * 1000.0
+                });
                 let response = client
                     .post(target.clone())
                     .header("content-type", "application/json")
@@ -251,6 +348,9 @@ async fn send_all(
                 };
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(behind) = behind {
+                    tally.behind_ms.push(behind);
+                }
                 match outcome {
                     Ok(code) => {
                         tally.latencies_ms.push(ms);
@@ -275,6 +375,67 @@ async fn send_all(
     bar.finish();
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(tally)
+}
+
+/// Phase 1: stores the points of `bodies`, parsed as the server parses them, into a scratch
+/// schema of the database in batches of 1,000 by `args.direct_threads` threads through
+/// [`Database::store`] (the statement of the server's workers); prints and returns the
+/// points/s (rows stored per second). The schema is dropped afterwards.
+fn direct_insert(
+    args: &Args,
+    kind: Kind,
+    bodies: &[(usize, Vec<u8>)],
+    run: u128,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut points: Vec<Point> = Vec::with_capacity(args.points);
+    for (_, body) in bodies {
+        points.extend(parse_points(body).map_err(|e| format!("a generated body: {e:?}"))?);
+    }
+    let schema = format!("gps_load_direct_{run}");
+    let pool = u32::try_from(args.direct_threads).unwrap_or(u32::MAX);
+    let db = Database::connect(&args.database_url, &schema, pool, DIRECT_BATCH)?;
+    println!(
+        "direct: storing {} points into scratch schema `{schema}` ({}), {} threads, batches of {DIRECT_BATCH}",
+        points.len(),
+        db.storage().as_str(),
+        args.direct_threads
+    );
+    let table = kind.table();
+    let batches: Vec<&[Point]> = points.chunks(DIRECT_BATCH).collect();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let stored: Result<u64, String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.direct_threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<u64, String> {
+                    let mut inserted = 0;
+                    while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        inserted += db.store(table, batch).map_err(|e| e.to_string())?;
+                    }
+                    Ok(inserted)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| "a direct insert thread panicked".to_owned())?
+            })
+            .sum()
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let rows = db.count(table);
+    drop(db);
+    let mut client = postgres::Client::connect(&args.database_url, postgres::NoTls)?;
+    client.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))?;
+    let inserted = stored?;
+    let rows = rows?;
+    let rate = rows as f64 / secs;
+    println!(
+        "direct: {inserted} rows inserted ({rows} in the table) in {secs:.2} s = {rate:.0} points/s (the ceiling); schema dropped"
+    );
+    Ok(rate)
 }
 
 /// Polls the table until it holds `expected` rows of this run, or makes no progress for

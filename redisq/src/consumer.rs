@@ -54,6 +54,10 @@ pub(crate) struct ConsumerQueue {
     pub(crate) keys: QueueKeys,
     /// The largest batch of the batch tasks registered on this queue (0: none).
     pub(crate) batch: usize,
+    /// Whether its tasks may keep status records: false when every task registered on
+    /// it has `store_result = false`, so that claims skip marking records `processing`
+    /// (a task with a record routed there still ends `done`, `failed` or `dead`).
+    pub(crate) records: bool,
 }
 
 /// What one consumer thread needs.
@@ -200,6 +204,7 @@ impl Consumer {
             retention: config.dead_retention(),
             record_prefix: &prefix,
             ttl: self.backend.record_ttl(),
+            mark_claimed: self.queues[queue].records,
         };
         let Some(con) = state.con.as_mut() else {
             return Err(Error::Config("no connection".to_owned()));

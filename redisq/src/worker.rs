@@ -278,9 +278,11 @@ impl WorkerBuilder {
             *threads = (*threads).max(def.workers.max(1));
         }
         let mut batches: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut records: BTreeMap<&str, bool> = BTreeMap::new();
         for def in registry.tasks() {
             let batch = batches.entry(def.queue).or_insert(0);
             *batch = (*batch).max(def.batch);
+            *records.entry(def.queue).or_insert(false) |= def.store_result;
         }
         let names: Vec<String> = match &self.queues {
             Some(queues) => queues.clone(),
@@ -342,6 +344,8 @@ impl WorkerBuilder {
                             name: name.clone(),
                             keys: self.backend.keys(name),
                             batch: batches.get(name.as_str()).copied().unwrap_or(0),
+                            // A queue no task names by default may get any task: look.
+                            records: records.get(name.as_str()).copied().unwrap_or(true),
                         })
                         .collect(),
                     id: format!("{id}-{n}"),

@@ -226,6 +226,8 @@ pub(crate) struct SettleArgs<'a> {
     pub(crate) retention: DeadRetention,
     pub(crate) record_prefix: &'a str,
     pub(crate) ttl: RecordTtl,
+    /// Whether to mark the records of claimed tasks `processing`.
+    pub(crate) mark_claimed: bool,
 }
 
 /// One settle round trip: see `settle.lua`. Returns the tasks taken, or for a release the
@@ -258,7 +260,8 @@ pub(crate) fn settle(
         .arg(args.tally.retried)
         .arg(args.tally.dead)
         .arg(&args.tally.samples)
-        .arg(args.effects.len());
+        .arg(args.effects.len())
+        .arg(if args.mark_claimed { "1" } else { "0" });
     for effect in args.effects {
         match effect {
             Effect::Retry {
@@ -323,7 +326,8 @@ pub(crate) fn release_all(
         .arg(0)
         .arg(0)
         .arg("")
-        .arg(0);
+        .arg(0)
+        .arg("0");
     invocation.invoke(con)
 }
 

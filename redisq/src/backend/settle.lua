@@ -8,7 +8,8 @@
 -- ARGV[7] dead-letter age bound (ms), ARGV[8] record key prefix, ARGV[9] TTL of a done
 -- record (s), ARGV[10] TTL of a dead record (s), ARGV[11..14] processed, failed, retried,
 -- dead counts, ARGV[15] latency samples ("wait:run,…" in ms), ARGV[16] number of effects,
--- ARGV[17..] effects, each a kind and its arguments:
+-- ARGV[17] "1" to mark the records of claimed tasks processing (skipped for queues whose
+-- tasks keep none), ARGV[18..] effects, each a kind and its arguments:
 --   retry (due, payload, id, attempts, error): the payload waits in the scheduled set
 --   dead  (score, record, id, attempts, error): a dead letter, scored in microseconds
 --   done  (id, attempts, result): a success
@@ -39,7 +40,7 @@ end
 
 -- Effects.
 local any_dead = false
-local i = 17
+local i = 18
 for _ = 1, tonumber(ARGV[16]) do
   local kind = ARGV[i]
   if kind == 'retry' then
@@ -141,7 +142,7 @@ end
 if mode == 'claim' then
   redis.call('RPUSH', KEYS[2], unpack(items))
 end
-if prefix ~= '' then
+if prefix ~= '' and ARGV[17] == '1' then
   for j = 1, #items do
     set_record(prefix, payload_id(items[j]), 'status', 'processing', 'started_at', now,
       'worker', ARGV[1])
