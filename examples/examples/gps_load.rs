@@ -330,17 +330,13 @@ async fn send_all(
                         .as_secs_f64()
                         * 1000.0
                 });
-                let probe = std::env::var("GPS_PROBE_PATH").ok();
-                let url = probe.as_ref().map(|p| target.join(p).unwrap()).unwrap_or(target.clone());
-                let body = std::env::var("GPS_PROBE_BODY").map(|b| b.into_bytes()).unwrap_or(body.clone());
                 let response = client
-                    .post(url)
+                    .post(target.clone())
                     .header("content-type", "application/json")
-                    .body(body)
+                    .body(body.clone())
                     .send()
                     .await;
                 let outcome = match response {
-                    Ok(_) if probe.is_some() => Ok(202),
                     Ok(r) if r.status().as_u16() == 202 => Ok(202),
                     Ok(r) if r.status().as_u16() == 201 => Ok(201),
                     Ok(r) => Err(format!(
