@@ -143,17 +143,15 @@ pub(crate) struct Push<'a> {
     pub(crate) tasks: &'a [(&'a str, &'a [u8])],
 }
 
-/// Wake-up tokens kept at most in a queue's signal list.
-const SIGNAL_MAX: i64 = 64;
-
 /// Pushes tasks onto a lane of a queue, in order, writes their status records, and rings
 /// the queue's signal list (which at-least-once consumers block on): one round trip.
 ///
 /// With status records it runs `enqueue.lua`, which numbers the tasks in their lane and
 /// writes each record with its number. Without (`store_result = false`) it sends a plain
-/// pipeline instead — `RPUSH`, `HINCRBY` of the lane's count, `RPUSH` and `LTRIM` of the
-/// signal, and `SADD` of the queue when `register` — because entering a Lua script costs
-/// about as much again as the `RPUSH` itself, and the fastest path should not pay it.
+/// pipeline instead — `RPUSH`, `HINCRBY` of the lane's count, `RPUSH` of a wake-up token,
+/// and `SADD` of the queue when `register` — because entering a Lua script costs about as
+/// much again as the `RPUSH` itself, and the fastest path should not pay it. Tokens are
+/// trimmed by the claims that take tasks, and cleared by a claim that finds none.
 pub(crate) fn push(
     con: &mut Connection,
     keys: &QueueKeys,
@@ -180,12 +178,8 @@ pub(crate) fn push(
             .arg(format!("pushed:{}", push.priority.lane_name()))
             .arg(push.tasks.len())
             .ignore();
+        // One token; claims trim the list back to a few (see settle.lua).
         pipe.cmd("RPUSH").arg(&signal).arg(1).ignore();
-        pipe.cmd("LTRIM")
-            .arg(&signal)
-            .arg(-SIGNAL_MAX)
-            .arg(-1)
-            .ignore();
         if register {
             pipe.cmd("SADD")
                 .arg(push.queues_key)

@@ -142,6 +142,8 @@ end
 if mode == 'claim' then
   redis.call('RPUSH', KEYS[2], unpack(items))
 end
+-- Producers add a wake-up token per push; a few are enough to wake idle consumers.
+redis.call('LTRIM', KEYS[8], -64, -1)
 if prefix ~= '' and ARGV[17] == '1' then
   for j = 1, #items do
     set_record(prefix, payload_id(items[j]), 'status', 'processing', 'started_at', now,
