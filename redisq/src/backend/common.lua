@@ -40,10 +40,21 @@ local function promote(scheduled, pending, counters, prefix, max, now)
   return #due
 end
 
--- Marks the records of tasks moved back to the head of the normal lane as queued again
--- (their place there is ahead of every counted task: seq 0).
-local function requeued(counters, prefix, items)
-  for i = 1, #items do
-    set_record(prefix, payload_id(items[i]), 'status', 'queued', 'lane', 'normal', 'seq', 0)
+-- Moves every task of a consumer's claimed list back to the head of the normal lane, in
+-- order, drops the consumer's lease, marks the tasks' records queued again (their place is
+-- ahead of every counted task: seq 0) and rings the signal; returns how many moved.
+local function hand_back(claimed, pending, leases, consumer, signal, counters, prefix)
+  local moved = 0
+  local item = redis.call('LMOVE', claimed, pending, 'RIGHT', 'LEFT')
+  while item do
+    moved = moved + 1
+    set_record(prefix, payload_id(item), 'status', 'queued', 'lane', 'normal', 'seq', 0)
+    item = redis.call('LMOVE', claimed, pending, 'RIGHT', 'LEFT')
   end
+  redis.call('ZREM', leases, consumer)
+  if moved > 0 then
+    redis.call('HINCRBY', counters, 'taken:normal', -moved)
+    redis.call('RPUSH', signal, 1)
+  end
+  return moved
 end

@@ -7,16 +7,4 @@ local deadline = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if deadline and tonumber(deadline) > now_ms() then
   return -1
 end
-local moved = {}
-local item = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
-while item do
-  moved[#moved + 1] = item
-  item = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
-end
-redis.call('ZREM', KEYS[3], ARGV[1])
-if #moved > 0 then
-  redis.call('HINCRBY', KEYS[5], 'taken:normal', -#moved)
-  requeued(KEYS[5], ARGV[2], moved)
-  redis.call('RPUSH', KEYS[4], 1)
-end
-return #moved
+return hand_back(KEYS[2], KEYS[1], KEYS[3], ARGV[1], KEYS[4], KEYS[5], ARGV[2])

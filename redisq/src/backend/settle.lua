@@ -98,19 +98,7 @@ if ARGV[15] ~= '' then
 end
 
 if mode == 'release' then
-  local moved = {}
-  local item = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
-  while item do
-    moved[#moved + 1] = item
-    item = redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
-  end
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  if #moved > 0 then
-    redis.call('HINCRBY', KEYS[12], 'taken:normal', -#moved)
-    requeued(KEYS[12], prefix, moved)
-    redis.call('RPUSH', KEYS[8], 1)
-  end
-  return #moved
+  return hand_back(KEYS[2], KEYS[1], KEYS[3], ARGV[1], KEYS[8], KEYS[12], prefix)
 end
 local max = tonumber(ARGV[4])
 promote(KEYS[4], KEYS[1], KEYS[12], prefix, math.max(max, 100), now)
