@@ -1,0 +1,495 @@
+//! End-to-end tests of the job API through HTTP, against the real Redis (`REDIS_URL`,
+//! default loopback).
+//!
+//! Each test starts its servers in this process on a port of its own, with a Redis
+//! namespace (`jobs-test-<uuid>`) of its own whose keys are deleted when the test ends
+//! ([`Env`]'s `Drop`). The processing delay is process-wide: every test of this binary runs
+//! with 0.05 s ([`Env::new`] sets it first). The last test runs two `jobs_worker` processes,
+//! which it builds with cargo. Waits have deadlines.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redisq::RedisQueueBackend;
+use redisq_examples::jobs::{self, task, Config};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{spawn_blocking, JoinHandle};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A test's own Redis namespace.
+struct Env {
+    namespace: String,
+    backend: RedisQueueBackend,
+    http: reqwest::Client,
+}
+
+impl Env {
+    fn new() -> Env {
+        let _ = env_logger::builder().is_test(true).try_init();
+        task::set_processing_delay(Duration::from_millis(50));
+        let namespace = format!("jobs-test-{}", uuid::Uuid::new_v4().simple());
+        let backend = RedisQueueBackend::new(&redis_url())
+            .expect("redis url")
+            .with_namespace(namespace.clone());
+        Env {
+            namespace,
+            backend,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn config(&self, embedded_workers: usize) -> Config {
+        let mut config = Config::default();
+        config.redis_url = Some(redis_url());
+        config.namespace = self.namespace.clone();
+        config.embedded_workers = embedded_workers;
+        config
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    async fn post(&self, server: &Server, body: &Value) -> (StatusCode, Value) {
+        self.send(self.http.post(server.url("/jobs")).json(body))
+            .await
+    }
+
+    async fn post_raw(&self, server: &Server, body: Vec<u8>) -> (StatusCode, Value) {
+        let request = self
+            .http
+            .post(server.url("/jobs"))
+            .header("content-type", "application/json")
+            .body(body);
+        self.send(request).await
+    }
+
+    async fn get(&self, server: &Server, path: &str) -> (StatusCode, Value) {
+        self.send(self.http.get(server.url(path))).await
+    }
+
+    /// Submits a job and returns its id.
+    async fn submit(&self, server: &Server, name: &str, value: i64) -> String {
+        let (status, body) = self
+            .post(
+                server,
+                &json!({"name": name, "value": value, "message": "hi"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["status"], "accepted");
+        body["job_id"].as_str().expect("job_id").to_owned()
+    }
+
+    /// Polls the job until its status is `done` or `failed`.
+    async fn finished(&self, server: &Server, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.get(server, &format!("/jobs/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["status"] == "done" || body["status"] == "failed" {
+                return body;
+            }
+            assert!(started.elapsed() < DEADLINE, "job {id} still {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let namespace = self.namespace.clone();
+        let cleanup = std::thread::spawn(move || {
+            if let Err(err) = delete_keys(&namespace) {
+                eprintln!("could not delete the keys of {namespace}: {err}");
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+fn delete_keys(namespace: &str) -> redis::RedisResult<()> {
+    let mut con = redis::Client::open(redis_url())?.get_connection()?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{namespace}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut con)?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// A server running in this process until [`Server::stop`].
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), jobs::Error>>,
+}
+
+impl Server {
+    async fn start(config: Config) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(jobs::serve(config, listener, shutdown));
+        Server {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = within(DEADLINE, &mut self.task).await;
+        served.expect("join").expect("serve returns Ok");
+    }
+}
+
+async fn within<F: Future + Unpin>(limit: Duration, future: F) -> F::Output {
+    tokio::time::timeout(limit, future).await.expect("in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_accepted_then_done_with_its_result() {
+    let env = Env::new();
+    let server = Server::start(env.config(2)).await;
+    let started = Instant::now();
+    let (status, body) = env
+        .post(
+            &server,
+            &json!({"name": "demo", "value": 21, "message": "hello", "metadata": {"k": "v"}}),
+        )
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body["message"],
+        "Job queued successfully. Poll GET /jobs/{job_id} for status."
+    );
+    let id = body["job_id"].as_str().expect("job_id").to_owned();
+    let done = env.finished(&server, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["job_id"], id.as_str());
+    let result = &done["result"];
+    assert_eq!(result["message"], "Demo processing complete for 'demo'");
+    assert_eq!(
+        result["input_echo"],
+        json!({"name": "demo", "value": 21, "message": "hello", "metadata": {"k": "v"},
+               "processed_value": 42})
+    );
+    assert!(done["processing_duration_ms"].as_u64().expect("duration") >= 50);
+    for field in ["started_at", "completed_at"] {
+        let at = done[field].as_str().expect(field);
+        chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+    }
+
+    let (status, stats) = env.get(&server, "/queue/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["counts"]["processed"], 1, "{stats}");
+    assert_eq!(stats["queue_length"], 0);
+    let (status, health) = env.get(&server, "/health").await;
+    assert_eq!(
+        (status, &health["status"]),
+        (StatusCode::OK, &json!("healthy"))
+    );
+    assert_eq!(health["queue_connected"], true);
+    let (status, cleanup) = env.send(env.http.post(server.url("/queue/cleanup"))).await;
+    assert_eq!((status, cleanup), (StatusCode::OK, json!({"recovered": 0})));
+    let metrics = env
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.text().await.expect("text").contains("redisq_"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_jobs_report_their_position() {
+    let env = Env::new();
+    let server = Server::start(env.config(0)).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(env.submit(&server, "queued", i).await);
+    }
+    for (position, id) in ids.iter().enumerate() {
+        let (status, body) = env.get(&server, &format!("/jobs/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "queued", "{body}");
+        assert_eq!(body["queue_position"], position, "{body}");
+        // Null until the queue has processed something in the last minute (no rate yet).
+        let wait = &body["estimated_wait_seconds"];
+        assert!(wait.is_null() || wait.is_number(), "{body}");
+    }
+    let (_, stats) = env.get(&server, "/queue/stats").await;
+    assert_eq!(
+        (&stats["queue_length"], &stats["processing"]),
+        (&json!(3), &json!(0))
+    );
+    // A worker started now takes them all.
+    let worker = {
+        let backend = env.config(0).backend().expect("backend");
+        spawn_blocking(move || jobs::start_workers(backend, 1))
+            .await
+            .expect("join")
+            .expect("worker")
+            .expect("one thread")
+    };
+    for id in &ids {
+        assert_eq!(env.finished(&server, id).await["status"], "done");
+    }
+    spawn_blocking(move || worker.shutdown())
+        .await
+        .expect("join");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_reports_failed_without_retry() {
+    let env = Env::new();
+    let server = Server::start(env.config(1)).await;
+    let id = env.submit(&server, "fail", 1).await;
+    let body = env.finished(&server, &id).await;
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(body["will_retry"], false);
+    assert!(body["error"]
+        .as_str()
+        .expect("error")
+        .contains("failed on purpose"));
+    let (_, stats) = env.get(&server, "/queue/stats").await;
+    assert_eq!(stats["counts"]["dead"], 1, "{stats}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_unknown_ids_are_4xx_with_json_errors() {
+    let env = Env::new();
+    let server = Server::start(env.config(0)).await;
+    for path in [
+        "/jobs/0123456789abcdef0123456789abcdef".to_owned(),
+        "/jobs/nope".to_owned(),
+        format!("/jobs/{}", "a".repeat(500)),
+        "/jobs/a%2Fb".to_owned(),
+        "/nowhere".to_owned(),
+    ] {
+        let (status, body) = env.get(&server, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    let cases: [(&[u8], StatusCode); 6] = [
+        (b"{\"name\": \"a\", ", StatusCode::BAD_REQUEST),
+        (b"not json", StatusCode::BAD_REQUEST),
+        (b"", StatusCode::BAD_REQUEST),
+        (
+            b"{\"name\": \"a\", \"message\": \"m\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            b"{\"name\": \"a\", \"value\": \"x\", \"message\": \"m\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (b"[1, 2]", StatusCode::UNPROCESSABLE_ENTITY),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = env.post_raw(&server, body.to_vec()).await;
+        assert_eq!(status, expected, "{}", String::from_utf8_lossy(body));
+        assert_eq!(answer["status"], expected.as_u16());
+        assert!(answer["error"].is_string());
+    }
+    let message = "x".repeat(70 * 1024);
+    let big =
+        serde_json::to_vec(&json!({"name": "a", "value": 1, "message": message})).expect("json");
+    let (status, answer) = env.post_raw(&server, big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(answer["error"].is_string());
+    // Nothing was queued.
+    let (_, stats) = env.get(&server, "/queue/stats").await;
+    assert_eq!(stats["queue_length"], 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_unreachable_is_503_with_retry_after() {
+    let env = Env::new();
+    let mut config = env.config(0);
+    config.redis_url = Some("redis://127.0.0.1:1".to_owned());
+    let server = Server::start(config).await;
+    let requests = [
+        env.http
+            .post(server.url("/jobs"))
+            .json(&json!({"name": "a", "value": 1, "message": "m"})),
+        env.http.get(server.url("/jobs/0123456789abcdef")),
+        env.http.get(server.url("/queue/stats")),
+        env.http.get(server.url("/health")),
+        env.http.post(server.url("/queue/cleanup")),
+        env.http.get(server.url("/metrics")),
+    ];
+    for request in requests {
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let body: Value = response.json().await.expect("JSON");
+        assert!(
+            body["error"].is_string() || body["status"] == "degraded",
+            "{body}"
+        );
+    }
+    // Bad input is still told apart.
+    let (status, _) = env.post_raw(&server, b"{".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
+/// The `jobs_worker` example, built by cargo (examples have no `CARGO_BIN_EXE_`).
+fn worker_binary() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "redisq-examples",
+            "--example",
+            "jobs_worker",
+        ])
+        .current_dir(&manifest)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --example jobs_worker");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| manifest.join("../target"), PathBuf::from);
+    target.join("debug/examples/jobs_worker")
+}
+
+/// A `jobs_worker` process, killed when dropped.
+struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    fn spawn(binary: &PathBuf, namespace: &str, delay: &str) -> WorkerProcess {
+        let child = Command::new(binary)
+            .env("REDIS_URL", redis_url())
+            .env("REDISQ_NAMESPACE", namespace)
+            .env("REDISQ_LEASE_MS", "1500")
+            .env("WORKER_THREADS", "1")
+            .env("WORKER_PROCESSING_DELAY", delay)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("jobs_worker starts");
+        WorkerProcess(child)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_a_worker_killed_mid_job() {
+    let binary = spawn_blocking(worker_binary).await.expect("join");
+    let env = Env::new();
+    let server = Server::start(env.config(0)).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(env.submit(&server, "spread", i).await);
+    }
+    // The victim alone first, with slow jobs; once it holds one, the survivor starts.
+    let victim = WorkerProcess::spawn(&binary, &env.namespace, "5");
+    let started = Instant::now();
+    loop {
+        let backend = env.backend.clone();
+        let stats = spawn_blocking(move || backend.queue_stats(jobs::QUEUE))
+            .await
+            .expect("join")
+            .expect("stats");
+        if stats.processing > 0 {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "the victim never took a job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let survivor = WorkerProcess::spawn(&binary, &env.namespace, "0.2");
+    let survivor_pid = survivor.0.id();
+    loop {
+        let backend = env.backend.clone();
+        let workers = spawn_blocking(move || backend.workers())
+            .await
+            .expect("join")
+            .expect("workers");
+        if workers.iter().any(|w| w.pid == survivor_pid && w.alive) {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "the survivor never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The victim is still in its first 5 s job: kill it (SIGKILL).
+    drop(victim);
+    let mut workers_seen = std::collections::BTreeSet::new();
+    for id in &ids {
+        let body = env.finished(&server, id).await;
+        assert_eq!(body["status"], "done", "{body}");
+        let backend = env.backend.clone();
+        let task_id = redisq::TaskId::from(id.as_str());
+        let info = spawn_blocking(move || backend.task(&task_id))
+            .await
+            .expect("join")
+            .expect("task")
+            .expect("record");
+        workers_seen.insert(info.worker);
+    }
+    let (_, stats) = env.get(&server, "/queue/stats").await;
+    assert_eq!(stats["counts"]["processed"], 8, "{stats}");
+    assert_eq!(
+        (&stats["queue_length"], &stats["processing"]),
+        (&json!(0), &json!(0))
+    );
+    // The victim held a 5 s job when killed: that it is done means the survivor took it
+    // again once the victim's lease ran out.
+    eprintln!("jobs done by {} consumer(s)", workers_seen.len());
+    drop(survivor);
+    server.stop().await;
+}
