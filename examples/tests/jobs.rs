@@ -493,3 +493,118 @@ async fn jobs_survive_a_worker_killed_mid_job() {
     drop(survivor);
     server.stop().await;
 }
+
+/// A private `redis-server` on a free loopback port, killed on drop.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = PrivateRedis { port, child: None };
+        redis.spawn();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let up = redis::Client::open(self.url())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok();
+            if up {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private redis did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_503_while_redis_is_down_and_recovers_by_itself() {
+    let env = Env::new();
+    let mut redis = PrivateRedis::start();
+    let mut config = env.config(0);
+    config.redis_url = Some(redis.url());
+    let server = Server::start(config).await;
+    let submit = || {
+        env.http
+            .post(server.url("/jobs"))
+            .json(&json!({"name": "a", "value": 1, "message": "m"}))
+            .send()
+    };
+    assert_eq!(
+        submit().await.expect("request").status(),
+        StatusCode::ACCEPTED
+    );
+
+    redis.kill();
+    let response = submit().await.expect("request");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("retry-after").is_some());
+    let health = env
+        .http
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Redis returns on the same port: the same server accepts again, without a restart.
+    redis.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = submit().await.expect("request").status();
+        if status == StatusCode::ACCEPTED {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = env
+        .http
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), StatusCode::OK);
+}
