@@ -359,7 +359,12 @@ fn shutdown_deadline_hands_back_the_leases_of_busy_threads() {
         .unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].contains(id.as_str()));
-    allow(&key); // let the detached thread finish
+    // Let the detached thread finish; it settles what it ran when it ends: wait for that
+    // before the namespace is removed.
+    allow(&key);
+    wait_until(WAIT, "the detached thread's last settle", || {
+        ns.backend.queue_stats("hold").unwrap().processed == 1
+    });
 }
 
 #[test]

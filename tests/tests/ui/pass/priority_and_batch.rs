@@ -20,7 +20,9 @@ pub fn insert_or_run(item: Vec<String>) -> usize {
 }
 
 fn main() {
+    // A closed port: nothing here may reach a real Redis, not even the plain calls.
     let backend = redisq::RedisQueueBackend::new("redis://127.0.0.1:1").unwrap();
+    redisq::init(backend.clone()).unwrap();
     assert_eq!(send_email::DEF.priority, Priority::Low);
     assert_eq!(insert::DEF.batch, 500);
     let _: redisq::Result<TaskId> = send_email::with(&backend)
