@@ -611,15 +611,14 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             #vis fn #ident(#(#outer_params),*)
                 -> ::redisq::Result<::redisq::Dispatch<#outer_ret>>
             {
-                let __redisq_enqueued = ::redisq::__private::global().and_then(|__redisq_b| {
-                    ::redisq::__private::submit(
-                        &__redisq_b,
-                        &#ident::DEF,
-                        #default_options,
-                        #args_ref_tuple,
-                    )
-                });
-                ::redisq::__private::or_run_inline(&#ident::DEF, __redisq_enqueued, move || {
+                let __redisq_b = ::redisq::__private::global()?;
+                let __redisq_enqueued = ::redisq::__private::submit(
+                    &__redisq_b,
+                    &#ident::DEF,
+                    #default_options,
+                    #args_ref_tuple,
+                );
+                ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
                     #run_ident(#(#idents),*)
                 })
             }
@@ -648,15 +647,14 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
                         ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
                     >
                 {
-                    let __redisq_enqueued = ::redisq::__private::global().and_then(|__redisq_b| {
-                        ::redisq::__private::submit_many(
-                            &__redisq_b,
-                            &#ident::DEF,
-                            #default_options,
-                            #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
-                        )
-                    });
-                    ::redisq::__private::or_run_inline(&#ident::DEF, __redisq_enqueued, move || {
+                    let __redisq_b = ::redisq::__private::global()?;
+                    let __redisq_enqueued = ::redisq::__private::submit_many(
+                        &__redisq_b,
+                        &#ident::DEF,
+                        #default_options,
+                        #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
+                    );
+                    ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
                         #run_ident(#items_ident)
                     })
                 }
@@ -684,7 +682,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
                     #default_options,
                     #args_ref_tuple,
                 );
-                ::redisq::__private::or_run_inline(&DEF, __redisq_enqueued, move || {
+                ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
                     self::run(#(#idents),*)
                 })
             }
@@ -713,7 +711,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
                         #default_options,
                         #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
                     );
-                    ::redisq::__private::or_run_inline(&DEF, __redisq_enqueued, move || {
+                    ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
                         self::run(#items_ident)
                     })
                 }

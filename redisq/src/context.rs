@@ -45,7 +45,9 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    /// The task running on this thread; `None` outside a worker (in `run`, say).
+    /// The task running on this thread: set by workers, and by the inline fallback
+    /// (`enqueue_or_run`, `fallback = "inline"`) for its inline run; `None` elsewhere (in
+    /// `run`, say).
     #[must_use]
     pub fn current() -> Option<TaskContext> {
         CURRENT.with(|current| current.borrow().clone())

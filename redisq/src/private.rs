@@ -54,14 +54,15 @@ pub fn delayed<'a>(delay: Duration) -> Options<'a> {
     }
 }
 
-/// Turns the result of enqueuing into a [`Dispatch`], running `run` when Redis was
-/// unavailable.
+/// Turns the result of enqueuing into a [`Dispatch`], running `run` (as a task of
+/// `backend`'s namespace) when Redis was unavailable.
 pub fn or_run_inline<R, I>(
     def: &TaskDef,
+    backend: &RedisQueueBackend,
     enqueued: Result<I>,
     run: impl FnOnce() -> R,
 ) -> Result<Dispatch<R, I>> {
-    producer::or_run_inline(def, enqueued, run)
+    producer::or_run_inline(def, backend.namespace(), enqueued, run)
 }
 
 /// The result of task `id` deserialized into `T` once it is done.

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::backend::RedisQueueBackend;
+use crate::context::TaskContext;
 use crate::error::{Error, Result};
 use crate::registry::{Registry, TaskDef};
 use crate::task::{now_millis, Priority, TaskId};
@@ -66,9 +67,12 @@ impl<R, I> Dispatch<R, I> {
 }
 
 /// Turns the result of enqueuing a call of `def` into a [`Dispatch`]: when, and only when,
-/// it failed with [`Error::Unavailable`], logs a warning and calls `run` (the body, inline).
+/// it failed with [`Error::Unavailable`], logs a warning and calls `run` (the body, inline),
+/// with a [`TaskContext`] of `namespace`, as a worker would, so that the body finds the
+/// same per-deployment resources either way.
 pub(crate) fn or_run_inline<R, I>(
     def: &TaskDef,
+    namespace: &str,
     enqueued: Result<I>,
     run: impl FnOnce() -> R,
 ) -> Result<Dispatch<R, I>> {
@@ -80,7 +84,14 @@ pub(crate) fn or_run_inline<R, I>(
                 def.name,
                 def.queue,
             );
-            Ok(Dispatch::RanInline(run()))
+            let context = TaskContext {
+                id: TaskId::generate(),
+                name: def.name.to_owned(),
+                queue: def.queue.to_owned(),
+                namespace: namespace.to_owned(),
+                attempt: 1,
+            };
+            Ok(Dispatch::RanInline(context.scope(run)))
         }
         Err(err) => Err(err),
     }
@@ -300,18 +311,19 @@ mod tests {
 
     #[test]
     fn runs_inline_only_when_redis_is_unavailable() {
-        let queued = or_run_inline(&DEF, Ok(TaskId::from("x")), || -> u8 {
+        let queued = or_run_inline(&DEF, "ns", Ok(TaskId::from("x")), || -> u8 {
             panic!("must not run")
         });
         assert_eq!(queued.ok(), Some(Dispatch::Queued(TaskId::from("x"))));
 
         let refused =
             redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        let ran = or_run_inline::<u8, TaskId>(&DEF, Err(Error::from(refused)), || 7_u8);
+        let ran = or_run_inline::<u8, TaskId>(&DEF, "ns", Err(Error::from(refused)), || 7_u8);
         assert_eq!(ran.ok(), Some(Dispatch::RanInline(7)));
 
         let config = Err(Error::Config("queue name must not be empty".to_owned()));
-        let failed = or_run_inline::<u8, TaskId>(&DEF, config, || -> u8 { panic!("must not run") });
+        let failed =
+            or_run_inline::<u8, TaskId>(&DEF, "ns", config, || -> u8 { panic!("must not run") });
         assert!(matches!(failed, Err(Error::Config(_))));
     }
 }

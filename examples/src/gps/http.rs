@@ -119,10 +119,7 @@ async fn ingest(
         Err(rejection) => Ingested::Refused(rejection),
         Ok(points) => {
             let n = points.len();
-            Ingested::Dispatched(
-                n,
-                tasks::dispatch(kind, &shared.backend, &shared.db, points),
-            )
+            Ingested::Dispatched(n, tasks::dispatch(kind, &shared.backend, points))
         }
     })
     .await;

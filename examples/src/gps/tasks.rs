@@ -1,19 +1,13 @@
 //! The four queues and their batch tasks, and how a task body finds its database.
 //!
-//! A `#[fifo]` function takes no context, so each body looks its [`Database`] up:
-//!
-//! - on a worker thread, by the namespace of the running task
-//!   ([`redisq::TaskContext::current`]) in a process-wide registry that [`serve`](super::serve)
-//!   fills at start-up ([`register`]): servers with different namespaces in one process
-//!   (the tests) each write to their own database schema;
-//! - when the body runs inline in a request because Redis is unreachable
-//!   (`enqueue_or_run` → `Dispatch::RanInline`), there is no task context: [`dispatch`]
-//!   lends the request's database to its own thread for the length of the call, and the
-//!   body finds it there first.
-//!
-//! Both paths thus run the same body and the same `INSERT`.
+//! A `#[fifo]` function takes no context, so each body looks its [`Database`] up by the
+//! namespace of the running task ([`redisq::TaskContext::current`]) in a process-wide
+//! registry that [`serve`](super::serve) fills at start-up ([`register`]): servers with
+//! different namespaces in one process (the tests) each write to their own database
+//! schema. The library sets that context on worker threads and for an inline run in a
+//! request when Redis is unreachable (`enqueue_or_run` → `Dispatch::RanInline`), so both
+//! paths run the same body and the same `INSERT`.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -149,7 +143,7 @@ impl Kind {
 pub type Outcome = Dispatch<Result<u64, String>, Vec<TaskId>>;
 
 /// Queues `points` on `kind`'s queue in one round trip; when Redis is unreachable, stores
-/// them in `db` here and now instead. Blocks: call it from `spawn_blocking`.
+/// them in the namespace's database here and now instead. Blocks: call it from `spawn_blocking`.
 ///
 /// A reply lost after the push counts as unreachable, so the points may then be both
 /// queued and stored: the insert ignores what is already there.
@@ -160,10 +154,8 @@ pub type Outcome = Dispatch<Result<u64, String>, Vec<TaskId>>;
 pub fn dispatch(
     kind: Kind,
     backend: &RedisQueueBackend,
-    db: &Database,
     points: Vec<Point>,
 ) -> redisq::Result<Outcome> {
-    let _lent = Lent::new(db.clone());
     match kind {
         Kind::Live => insert_live::enqueue_or_run(backend, points),
         Kind::Upload => insert_upload::enqueue_or_run(backend, points),
@@ -175,11 +167,6 @@ pub fn dispatch(
 /// Databases by redisq namespace, for the task bodies running on worker threads.
 static DATABASES: LazyLock<Mutex<HashMap<String, Arc<Database>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
-
-thread_local! {
-    /// The database lent to this thread by [`dispatch`] for an inline run.
-    static LENT: RefCell<Option<Database>> = const { RefCell::new(None) };
-}
 
 /// Makes `db` the database of the tasks of `namespace` run by this process's workers,
 /// until the returned guard drops.
@@ -216,28 +203,8 @@ fn databases() -> std::sync::MutexGuard<'static, HashMap<String, Arc<Database>>>
     DATABASES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Lends a database to this thread while it lives.
-struct Lent(Option<Database>);
-
-impl Lent {
-    fn new(db: Database) -> Lent {
-        Lent(LENT.with(|lent| lent.replace(Some(db))))
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        LENT.with(|lent| *lent.borrow_mut() = previous);
-    }
-}
-
-/// The database of the body running on this thread: lent for an inline run, else the
-/// one registered for the running task's namespace.
+/// The database registered for the namespace of the task running on this thread.
 fn database() -> Result<Database, String> {
-    if let Some(db) = LENT.with(|lent| lent.borrow().clone()) {
-        return Ok(db);
-    }
     let task = redisq::TaskContext::current()
         .ok_or("no database: not run by a worker nor by `dispatch`")?;
     databases()
