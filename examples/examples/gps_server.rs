@@ -15,7 +15,7 @@ use redisq_examples::gps::{self, Config};
 async fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let served = match Config::from_env() {
-        Ok(config) => gps::serve(config, shutdown_signal()).await,
+        Ok(config) => gps::serve(config, redisq_examples::shutdown_signal()).await,
         Err(err) => Err(err),
     };
     match served {
@@ -24,33 +24,5 @@ async fn main() -> std::process::ExitCode {
             log::error!("{err}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            log::error!("cannot listen for Ctrl-C: {err}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(err) => {
-                log::error!("cannot listen for SIGTERM: {err}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => log::info!("Ctrl-C: shutting down"),
-        () = terminate => log::info!("SIGTERM: shutting down"),
     }
 }

@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
     let served = async {
         let config = Config::from_env()?;
         let listener = TcpListener::bind(config.bind_addr).await?;
-        jobs::serve(config, listener, jobs::shutdown_signal()).await
+        jobs::serve(config, listener, redisq_examples::shutdown_signal()).await
     }
     .await;
     match served {

@@ -25,7 +25,7 @@ async fn main() -> std::process::ExitCode {
             jobs::task::processing_delay()
         );
         let worker = spawn_blocking(move || jobs::start_workers(backend, threads)).await??;
-        jobs::shutdown_signal().await;
+        redisq_examples::shutdown_signal().await;
         if let Some(worker) = worker {
             spawn_blocking(move || worker.shutdown()).await?;
         }
