@@ -6,23 +6,18 @@
 //! namespace (`gps-test-<uuid>`) and a database schema (`gps_test_<uuid>`) of its own,
 //! both removed when the test ends ([`Env`]'s `Drop`). Waits have deadlines; none sleeps.
 
-use std::future::Future;
-use std::net::SocketAddr;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use redisq::RedisQueueBackend;
 use redisq_examples::gps::{self, Config, Database, Kind, Table};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::{spawn_blocking, JoinHandle};
+use support::{delete_keys, redis_url};
+use tokio::task::spawn_blocking;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 fn database_url() -> String {
     std::env::var("DATABASE_URL")
@@ -177,66 +172,11 @@ impl Drop for Env {
     }
 }
 
-fn delete_keys(namespace: &str) -> redis::RedisResult<()> {
-    let mut con = redis::Client::open(redis_url())?.get_connection()?;
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{namespace}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query(&mut con)?;
-        if !keys.is_empty() {
-            redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
-}
+type Server = support::Server<gps::Error>;
 
-/// A server running in this process until [`Server::stop`].
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), gps::Error>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        let task = tokio::spawn(gps::serve_on(listener, config, shutdown));
-        Server {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Triggers the shutdown and waits for `serve_on` to return.
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let served = within(DEADLINE, &mut self.task).await;
-        served.expect("join").expect("serve_on returns Ok");
-    }
-}
-
-async fn within<F: Future + Unpin>(limit: Duration, future: F) -> F::Output {
-    tokio::time::timeout(limit, future).await.expect("in time")
+/// Starts the example's server on a free port, in this process.
+async fn start(config: Config) -> Server {
+    Server::start(|listener, shutdown| gps::serve_on(listener, config, shutdown)).await
 }
 
 /// `n` distinct points of track (or device) `id`, one per second from `start` s.
@@ -257,7 +197,7 @@ fn points(id_field: &str, id: &str, start: usize, n: usize) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_stores_the_unique_points_it_was_sent() {
     let env = Env::new().await;
-    let server = Server::start(env.config()).await;
+    let server = start(env.config()).await;
     for kind in Kind::ALL {
         let id_field = if kind == Kind::Flymaster {
             "device_id"
@@ -331,7 +271,7 @@ async fn live_points_go_first_when_every_queue_has_a_backlog() {
     // A server without workers takes the requests: the points wait in Redis.
     let mut config = env.config();
     config.worker_threads = 0;
-    let server = Server::start(config).await;
+    let server = start(config).await;
     // Sent lowest priority first, so that the order taken is not the order sent.
     for kind in Kind::ALL.into_iter().rev() {
         for k in 0..3 {
@@ -347,7 +287,7 @@ async fn live_points_go_first_when_every_queue_has_a_backlog() {
     // One worker thread serves the four queues in priority order.
     let mut config = env.config();
     config.worker_threads = 1;
-    let server = Server::start(config).await;
+    let server = start(config).await;
     for kind in Kind::ALL {
         env.wait_rows(kind.table(), 600).await;
     }
@@ -371,7 +311,7 @@ async fn invalid_points_are_refused_whole_with_422_naming_index_and_field() {
     // One worker thread: anything queued before the last, valid request is stored before it.
     let mut config = env.config();
     config.worker_threads = 1;
-    let server = Server::start(config).await;
+    let server = start(config).await;
     let good = || points("track_id", "bad-batch", 0, 1).remove(0);
     let cases: Vec<(&str, Value, &str)> = vec![
         ("missing field", json!({"altitude": null}), "altitude"),
@@ -458,7 +398,7 @@ async fn malformed_json_is_400_and_an_oversized_body_413() {
     let env = Env::new().await;
     let mut config = env.config();
     config.max_body_bytes = 16 * 1024;
-    let server = Server::start(config).await;
+    let server = start(config).await;
     for body in [&b"{\"track_id\": \"t1\", "[..], b"not json", b""] {
         let (status, reply) = env.post_raw(&server, "/scoring", body.to_vec()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
@@ -499,7 +439,7 @@ async fn with_redis_unreachable_points_are_stored_before_the_201() {
     config.redis_url = Some("redis://127.0.0.1:1".to_owned());
     config.redis_timeout = Duration::from_millis(500);
     config.worker_threads = 1;
-    let server = Server::start(config).await;
+    let server = start(config).await;
     let mut sent = points("track_id", "down", 0, 100);
     sent.extend_from_within(..5);
     let (status, reply) = env
@@ -550,7 +490,7 @@ async fn with_redis_unreachable_points_are_stored_before_the_201() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_queue_status_and_metrics_have_their_shapes() {
     let env = Env::new().await;
-    let server = Server::start(env.config()).await;
+    let server = start(env.config()).await;
     let (status, _) = env
         .post(
             &server,
@@ -652,7 +592,7 @@ async fn shutdown_stores_or_hands_back_every_accepted_point() {
     let mut config = env.config();
     config.worker_threads = 1;
     config.batch_size = 100; // ten statements a batch: slower, so the shutdown finds work left
-    let server = Server::start(config.clone()).await;
+    let server = start(config.clone()).await;
     const REQUESTS: usize = 20;
     const PER_REQUEST: usize = 500;
     for r in 0..REQUESTS {
@@ -675,7 +615,7 @@ async fn shutdown_stores_or_hands_back_every_accepted_point() {
         "every point is stored or queued"
     );
     // The next start takes the rest.
-    let server = Server::start(config).await;
+    let server = start(config).await;
     env.wait_rows(Table::LiveTrackPoints, sent).await;
     server.stop().await;
     assert_eq!(env.queue_stats("live_points").await.total_pending, 0);
@@ -687,7 +627,7 @@ async fn concurrent_batches_of_the_same_points_do_not_deadlock() {
     // Two batches of the same 1,000 points, in opposite orders, wait in Redis...
     let mut config = env.config();
     config.worker_threads = 0;
-    let server = Server::start(config).await;
+    let server = start(config).await;
     let ascending = points("track_id", "d", 0, 1000);
     let descending: Vec<Value> = ascending.iter().rev().cloned().collect();
     for batch in [ascending, descending] {
@@ -698,7 +638,7 @@ async fn concurrent_batches_of_the_same_points_do_not_deadlock() {
     // ...then two worker threads take one each and insert them at the same time.
     let mut config = env.config();
     config.worker_threads = 2;
-    let server = Server::start(config).await;
+    let server = start(config).await;
     env.wait_rows(Table::LiveTrackPoints, 1000).await;
     let started = Instant::now();
     let mut live = env.queue_stats("live_points").await;

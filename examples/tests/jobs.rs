@@ -7,8 +7,8 @@
 //! with 0.05 s ([`Env::new`] sets it first). The last test runs two `jobs_worker` processes,
 //! which it builds with cargo. Waits have deadlines.
 
-use std::future::Future;
-use std::net::SocketAddr;
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,15 +17,10 @@ use redisq::RedisQueueBackend;
 use redisq_examples::jobs::{self, task, Config};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::{spawn_blocking, JoinHandle};
+use support::{delete_keys, redis_url};
+use tokio::task::spawn_blocking;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 /// A test's own Redis namespace.
 struct Env {
@@ -121,71 +116,17 @@ impl Drop for Env {
     }
 }
 
-fn delete_keys(namespace: &str) -> redis::RedisResult<()> {
-    let mut con = redis::Client::open(redis_url())?.get_connection()?;
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{namespace}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query(&mut con)?;
-        if !keys.is_empty() {
-            redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
-}
+type Server = support::Server<jobs::Error>;
 
-/// A server running in this process until [`Server::stop`].
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), jobs::Error>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        let task = tokio::spawn(jobs::serve(config, listener, shutdown));
-        Server {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let served = within(DEADLINE, &mut self.task).await;
-        served.expect("join").expect("serve returns Ok");
-    }
-}
-
-async fn within<F: Future + Unpin>(limit: Duration, future: F) -> F::Output {
-    tokio::time::timeout(limit, future).await.expect("in time")
+/// Starts the example's server on a free port, in this process.
+async fn start(config: Config) -> Server {
+    Server::start(|listener, shutdown| jobs::serve(config, listener, shutdown)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_accepted_then_done_with_its_result() {
     let env = Env::new();
-    let server = Server::start(env.config(2)).await;
+    let server = start(env.config(2)).await;
     let started = Instant::now();
     let (status, body) = env
         .post(
@@ -242,7 +183,7 @@ async fn a_job_is_accepted_then_done_with_its_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_jobs_report_their_position() {
     let env = Env::new();
-    let server = Server::start(env.config(0)).await;
+    let server = start(env.config(0)).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(env.submit(&server, "queued", i).await);
@@ -282,7 +223,7 @@ async fn queued_jobs_report_their_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_job_reports_failed_without_retry() {
     let env = Env::new();
-    let server = Server::start(env.config(1)).await;
+    let server = start(env.config(1)).await;
     let id = env.submit(&server, "fail", 1).await;
     let body = env.finished(&server, &id).await;
     assert_eq!(body["status"], "failed", "{body}");
@@ -299,7 +240,7 @@ async fn a_failing_job_reports_failed_without_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_and_unknown_ids_are_4xx_with_json_errors() {
     let env = Env::new();
-    let server = Server::start(env.config(0)).await;
+    let server = start(env.config(0)).await;
     for path in [
         "/jobs/0123456789abcdef0123456789abcdef".to_owned(),
         "/jobs/nope".to_owned(),
@@ -348,7 +289,7 @@ async fn redis_unreachable_is_503_with_retry_after() {
     let env = Env::new();
     let mut config = env.config(0);
     config.redis_url = Some("redis://127.0.0.1:1".to_owned());
-    let server = Server::start(config).await;
+    let server = start(config).await;
     let requests = [
         env.http
             .post(server.url("/jobs"))
@@ -432,7 +373,7 @@ impl Drop for WorkerProcess {
 async fn jobs_survive_a_worker_killed_mid_job() {
     let binary = spawn_blocking(worker_binary).await.expect("join");
     let env = Env::new();
-    let server = Server::start(env.config(0)).await;
+    let server = start(env.config(0)).await;
     let mut ids = Vec::new();
     for i in 0..8 {
         ids.push(env.submit(&server, "spread", i).await);
@@ -561,7 +502,7 @@ async fn the_api_answers_503_while_redis_is_down_and_recovers_by_itself() {
     let mut redis = PrivateRedis::start();
     let mut config = env.config(0);
     config.redis_url = Some(redis.url());
-    let server = Server::start(config).await;
+    let server = start(config).await;
     let submit = || {
         env.http
             .post(server.url("/jobs"))

@@ -1,0 +1,93 @@
+//! What the examples' end-to-end tests share: the Redis they use, removing a namespace's
+//! keys, and a server running in the test's own process until it is stopped.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a server may take to stop.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The Redis server the tests use (`REDIS_URL`, default loopback).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Deletes every key of `namespace` (SCAN MATCH + DEL).
+pub fn delete_keys(namespace: &str) -> redis::RedisResult<()> {
+    let mut con = redis::Client::open(redis_url())?.get_connection()?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{namespace}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut con)?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// Awaits `future`, failing the test after `limit`.
+pub async fn within<F: Future + Unpin>(limit: Duration, future: F) -> F::Output {
+    tokio::time::timeout(limit, future).await.expect("in time")
+}
+
+/// The shutdown future a served example is given.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A server running in this process until [`Server::stop`].
+pub struct Server<E> {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), E>>,
+}
+
+impl<E: std::fmt::Debug + Send + 'static> Server<E> {
+    /// Binds a free loopback port and runs `serve` on it.
+    pub async fn start<F, Fut>(serve: F) -> Server<E>
+    where
+        F: FnOnce(TcpListener, Shutdown) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown: Shutdown = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        let task = tokio::spawn(serve(listener, shutdown));
+        Server {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Triggers the shutdown and waits for the server to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = within(STOP_DEADLINE, &mut self.task).await;
+        served.expect("join").expect("the server returns Ok");
+    }
+}
