@@ -53,11 +53,63 @@ impl TaskContext {
         CURRENT.with(|current| current.borrow().clone())
     }
 
-    /// Runs `f` with `self` as the current task.
+    /// Runs `f` with `self` as the current task, then restores the one before (also when
+    /// `f` panics), so that a task that runs another inline finds itself again after.
     pub(crate) fn scope<R>(self, f: impl FnOnce() -> R) -> R {
-        CURRENT.with(|current| *current.borrow_mut() = Some(self));
-        let out = f();
-        CURRENT.with(|current| *current.borrow_mut() = None);
-        out
+        /// Puts the previous context back when dropped.
+        struct Restore(Option<TaskContext>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                CURRENT.with(|current| *current.borrow_mut() = previous);
+            }
+        }
+        let previous = CURRENT.with(|current| current.borrow_mut().replace(self));
+        let _restore = Restore(previous);
+        f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::*;
+
+    fn context(id: &str) -> TaskContext {
+        TaskContext {
+            id: TaskId::from(id),
+            name: "m::f".to_owned(),
+            queue: "q".to_owned(),
+            namespace: "ns".to_owned(),
+            attempt: 1,
+        }
+    }
+
+    fn current_id() -> Option<String> {
+        TaskContext::current().map(|c| c.id.to_string())
+    }
+
+    #[test]
+    fn a_nested_scope_restores_the_outer_one() {
+        let seen = context("outer").scope(|| {
+            let inner = context("inner").scope(current_id);
+            (inner, current_id())
+        });
+        assert_eq!(seen, (Some("inner".to_owned()), Some("outer".to_owned())));
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn a_panic_restores_the_outer_one() {
+        let after = context("outer").scope(|| {
+            let caught = catch_unwind(AssertUnwindSafe(|| {
+                context("inner").scope(|| panic!("task failed"))
+            }));
+            assert!(caught.is_err());
+            current_id()
+        });
+        assert_eq!(after, Some("outer".to_owned()));
+        assert_eq!(current_id(), None);
     }
 }

@@ -17,6 +17,15 @@ pub enum CallError {
     Failed(String),
 }
 
+impl CallError {
+    /// The message, whatever the kind.
+    pub(crate) fn into_message(self) -> String {
+        match self {
+            CallError::BadArgs(message) | CallError::Failed(message) => message,
+        }
+    }
+}
+
 /// What a registered function's call gives: its result as JSON, or why it did not succeed.
 pub type CallResult = Result<String, CallError>;
 

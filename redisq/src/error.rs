@@ -16,9 +16,18 @@ pub enum Error {
     #[error(transparent)]
     Redis(redis::RedisError),
 
-    /// A setting or a name is not valid, for example an unparsable Redis URL.
+    /// The configuration is not valid: an unparsable Redis URL or environment variable,
+    /// or a worker with no queue to serve.
     #[error("invalid configuration: {0}")]
     Config(String),
+
+    /// An argument of a call is not valid, for example an empty queue name.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Something redisq expected to hold did not: a bug in redisq, worth reporting.
+    #[error("internal error (a bug in redisq): {0}")]
+    Internal(String),
 
     /// A task's arguments could not be serialized to JSON.
     #[error("task arguments could not be serialized: {0}")]
@@ -61,6 +70,30 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
     }
+
+    /// Whether the same call may succeed if made again later, unchanged: Redis was
+    /// unreachable, or answered that it is busy, loading, or failing over (`BUSY`,
+    /// `LOADING`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`). False for mistakes that a
+    /// retry repeats: configuration, arguments, serialization, a failed task.
+    ///
+    /// ```
+    /// let err = redisq::Error::InvalidArgument("queue name must not be empty".into());
+    /// assert!(!err.is_retryable());
+    /// ```
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Unavailable(_) => true,
+            Error::Redis(err) => {
+                use redis::RetryMethod;
+                !matches!(
+                    err.retry_method(),
+                    RetryMethod::NoRetry | RetryMethod::AskRedirect | RetryMethod::MovedRedirect
+                ) || matches!(err.code(), Some("BUSY"))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<redis::RedisError> for Error {
@@ -93,3 +126,32 @@ pub(crate) fn is_connection_error(err: &redis::RedisError) -> bool {
 
 /// `Result` with redisq's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: &str) -> Error {
+        match redis::parse_redis_value(format!("-{code} detail\r\n").as_bytes()) {
+            Ok(redis::Value::ServerError(err)) => Error::from(redis::RedisError::from(err)),
+            other => Error::Internal(format!("not a server error: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn retryable_errors() {
+        let refused = redis::RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(Error::from(refused).is_retryable());
+        assert!(server_error("TRYAGAIN").is_retryable());
+        assert!(server_error("LOADING").is_retryable());
+        assert!(!server_error("WRONGTYPE").is_retryable());
+        assert!(!server_error("ERR").is_retryable());
+        assert!(!Error::Config("x".to_owned()).is_retryable());
+        assert!(!Error::TaskFailed {
+            id: "1".to_owned(),
+            error: "e".to_owned()
+        }
+        .is_retryable());
+    }
+}
+

@@ -27,18 +27,21 @@
 #![warn(clippy::unwrap_used)]
 
 mod backend;
+mod clock;
 mod consumer;
 mod context;
 mod dead;
 mod dispatch;
 mod error;
-mod keys;
+mod heartbeat;
 mod metrics;
 mod producer;
 mod registry;
 mod retry;
+mod schema;
 mod status;
 mod task;
+mod wire;
 mod worker;
 
 #[doc(hidden)]

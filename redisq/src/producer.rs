@@ -2,17 +2,18 @@
 //! the global backend that plain calls of a `#[fifo]` function use, and the inline
 //! fallback ([`Dispatch`]) for when Redis cannot be reached.
 
-use std::io::Write;
 use std::sync::RwLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::backend::RedisQueueBackend;
+use crate::backend::{Batch, RedisQueueBackend};
+use crate::clock::{now_millis, unix_millis};
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
 use crate::registry::{Registry, TaskDef};
-use crate::task::{now_millis, Priority, TaskId};
+use crate::task::{Priority, TaskId};
+use crate::wire;
 
 static GLOBAL: RwLock<Option<RedisQueueBackend>> = RwLock::new(None);
 
@@ -140,54 +141,6 @@ pub(crate) fn global() -> Result<RedisQueueBackend> {
     Ok(backend)
 }
 
-/// Encodes one task: `{"id":…,"name":…,"queue":…,"args":…,"enqueued_at":…}`.
-pub(crate) fn encode<A: Serialize + ?Sized>(
-    id: &TaskId,
-    name: &str,
-    queue: &str,
-    args: &A,
-) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(128);
-    encode_into(&mut buf, id, name, queue, args, now_millis())?;
-    Ok(buf)
-}
-
-/// Encodes a batch assembled by a worker, to be retried or set aside as a unit:
-/// `{"id":…,"name":…,"queue":…,"args":[[item,…]],"enqueued_at":…,"batch":true}`.
-pub(crate) fn encode_batch(
-    id: &TaskId,
-    name: &str,
-    queue: &str,
-    args: &serde_json::value::RawValue,
-) -> Result<Vec<u8>> {
-    let mut buf = encode(id, name, queue, args)?;
-    buf.pop(); // the closing brace
-    buf.extend_from_slice(b",\"batch\":true}");
-    Ok(buf)
-}
-
-/// Appends the encoding of one task to `buf`. On error `buf` may hold part of it.
-fn encode_into<A: Serialize + ?Sized>(
-    buf: &mut Vec<u8>,
-    id: &TaskId,
-    name: &str,
-    queue: &str,
-    args: &A,
-    enqueued_at: u64,
-) -> Result<()> {
-    buf.extend_from_slice(b"{\"id\":\"");
-    buf.extend_from_slice(id.as_str().as_bytes());
-    buf.extend_from_slice(b"\",\"name\":");
-    serde_json::to_writer(&mut *buf, name).map_err(Error::Serialize)?;
-    buf.extend_from_slice(b",\"queue\":");
-    serde_json::to_writer(&mut *buf, queue).map_err(Error::Serialize)?;
-    buf.extend_from_slice(b",\"args\":");
-    serde_json::to_writer(&mut *buf, args).map_err(Error::Serialize)?;
-    // Writing to a Vec cannot fail.
-    let _ = write!(buf, ",\"enqueued_at\":{enqueued_at}}}");
-    Ok(())
-}
-
 /// Where and when one call goes: the generated `with(&backend)` builders fill it in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options<'a> {
@@ -209,11 +162,12 @@ pub(crate) fn submit<A: Serialize + ?Sized>(
 ) -> Result<TaskId> {
     let mut ids = submit_many(backend, def, options, std::iter::once(args))?;
     ids.pop()
-        .ok_or_else(|| Error::Config("no task was enqueued".to_owned()))
+        .ok_or_else(|| Error::Internal("one call enqueued no task".to_owned()))
 }
 
 /// Enqueues one call of `def` per item of `calls` (each the argument tuple) as `options`
-/// say, in one round trip, and returns their ids in item order. No items, no round trip.
+/// say, and returns their ids in item order: one round trip for up to a thousand tasks
+/// that keep records, or any number that keep none. No items, no round trip.
 ///
 /// Every payload is encoded before anything is sent, so an argument that does not
 /// serialize enqueues nothing.
@@ -225,7 +179,9 @@ pub(crate) fn submit_many<A: Serialize>(
 ) -> Result<Vec<TaskId>> {
     let queue = options.queue.unwrap_or(def.queue);
     if queue.is_empty() {
-        return Err(Error::Config("queue name must not be empty".to_owned()));
+        return Err(Error::InvalidArgument(
+            "queue name must not be empty".to_owned(),
+        ));
     }
     let calls = calls.into_iter();
     let mut ids = Vec::with_capacity(calls.size_hint().0);
@@ -235,7 +191,8 @@ pub(crate) fn submit_many<A: Serialize>(
     let enqueued_at = now_millis();
     for args in calls {
         let id = TaskId::generate();
-        encode_into(&mut buf, &id, def.name, queue, &args, enqueued_at)?;
+        wire::encode_new(&mut buf, &id, def.name, queue, &args, enqueued_at)
+            .map_err(Error::Serialize)?;
         ends.push(buf.len());
         ids.push(id);
     }
@@ -252,17 +209,15 @@ pub(crate) fn submit_many<A: Serialize>(
             (id.as_str(), payload)
         })
         .collect();
+    let batch = Batch {
+        queue,
+        name: def.name,
+        records: def.store_result,
+        tasks: &tasks,
+    };
     match options.at {
-        Some(at) => {
-            let due = at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            backend.schedule_many(queue, def.name, due, def.store_result, &tasks)?;
-        }
-        None => {
-            let priority = options.priority.unwrap_or(def.priority);
-            backend.push_many(queue, def.name, priority, def.store_result, &tasks)?;
-        }
+        Some(at) => backend.schedule(&batch, unix_millis(at))?,
+        None => backend.push(&batch, options.priority.unwrap_or(def.priority))?,
     }
     Ok(ids)
 }
@@ -270,38 +225,6 @@ pub(crate) fn submit_many<A: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encodes_the_wire_format() {
-        let id = TaskId::from("abc");
-        let payload = encode(&id, "m::f", "q\"x", &("a", 2)).expect("encode");
-        let text = String::from_utf8(payload).expect("utf8");
-        let value: serde_json::Value = serde_json::from_str(&text).expect("valid json");
-        assert_eq!(value["id"], "abc");
-        assert_eq!(value["name"], "m::f");
-        assert_eq!(value["queue"], "q\"x");
-        assert_eq!(value["args"], serde_json::json!(["a", 2]));
-        assert!(value["enqueued_at"].as_u64().is_some_and(|t| t > 0));
-    }
-
-    #[test]
-    fn encodes_one_after_another_into_one_buffer() {
-        let mut buf = Vec::new();
-        encode_into(&mut buf, &TaskId::from("a"), "m::f", "q", &(1,), 5).expect("encode");
-        let end = buf.len();
-        encode_into(&mut buf, &TaskId::from("b"), "m::f", "q", &[(); 0], 5).expect("encode");
-        let first: serde_json::Value = serde_json::from_slice(&buf[..end]).expect("first");
-        let second: serde_json::Value = serde_json::from_slice(&buf[end..]).expect("second");
-        assert_eq!(
-            (&first["id"], &first["args"]),
-            (&"a".into(), &serde_json::json!([1]))
-        );
-        assert_eq!(
-            (&second["id"], &second["args"]),
-            (&"b".into(), &serde_json::json!([]))
-        );
-        assert_eq!(second["enqueued_at"], 5);
-    }
 
     fn never_called(_: crate::dispatch::Args<'_>) -> crate::dispatch::CallResult {
         Ok(String::new())
@@ -321,9 +244,11 @@ mod tests {
         let ran = or_run_inline::<u8, TaskId>(&DEF, "ns", Err(Error::from(refused)), || 7_u8);
         assert_eq!(ran.ok(), Some(Dispatch::RanInline(7)));
 
-        let config = Err(Error::Config("queue name must not be empty".to_owned()));
+        let bad = Err(Error::InvalidArgument(
+            "queue name must not be empty".to_owned(),
+        ));
         let failed =
-            or_run_inline::<u8, TaskId>(&DEF, "ns", config, || -> u8 { panic!("must not run") });
-        assert!(matches!(failed, Err(Error::Config(_))));
+            or_run_inline::<u8, TaskId>(&DEF, "ns", bad, || -> u8 { panic!("must not run") });
+        assert!(matches!(failed, Err(Error::InvalidArgument(_))));
     }
 }

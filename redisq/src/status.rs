@@ -32,18 +32,6 @@ impl TaskStatus {
     pub fn is_finished(self) -> bool {
         matches!(self, TaskStatus::Done | TaskStatus::Dead)
     }
-
-    pub(crate) fn parse(s: &str) -> Option<TaskStatus> {
-        Some(match s {
-            "queued" => TaskStatus::Queued,
-            "scheduled" => TaskStatus::Scheduled,
-            "processing" => TaskStatus::Processing,
-            "done" => TaskStatus::Done,
-            "failed" => TaskStatus::Failed,
-            "dead" => TaskStatus::Dead,
-            _ => return None,
-        })
-    }
 }
 
 /// A task's status record, from [`RedisQueueBackend::task`](crate::RedisQueueBackend::task).

@@ -113,13 +113,14 @@ fn enqueue_to_routes_to_a_queue_named_at_run_time() {
 }
 
 #[test]
-fn enqueue_to_an_empty_queue_name_is_a_config_error() {
+fn enqueue_to_an_empty_queue_name_is_an_invalid_argument() {
     let ns = TestNs::new();
     let err = send_email::enqueue_to(&ns.backend, "", ns.name.clone(), 1).unwrap_err();
-    assert!(matches!(err, redisq::Error::Config(_)), "{err:?}");
+    assert!(matches!(err, redisq::Error::InvalidArgument(_)), "{err:?}");
+    assert!(!err.is_retryable());
     assert_eq!(
         err.to_string(),
-        "invalid configuration: queue name must not be empty"
+        "invalid argument: queue name must not be empty"
     );
     assert!(ns.keys().is_empty());
 }

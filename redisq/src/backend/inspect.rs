@@ -1,161 +1,35 @@
-//! Reading what Redis holds about tasks, queues and workers: status records, positions,
-//! statistics, the worker registry and the server's health.
+//! Reading what Redis holds about queues and workers: counts, statistics, the worker
+//! registry and the server's health. Nothing here writes.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use super::RedisQueueBackend;
+use crate::clock::now_millis;
 use crate::error::Result;
-use crate::keys::QueueKeys;
-use crate::status::{
-    Health, Percentiles, ProcessorStats, QueueStats, Stats, TaskInfo, TaskStatus, WorkerInfo,
-};
-use crate::task::{now_millis, Priority, TaskId};
-
-static WAIT: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(include_str!("wait.lua")));
+use crate::schema::stat;
+use crate::status::{Health, Percentiles, ProcessorStats, QueueStats, Stats, WorkerInfo};
+use crate::task::Priority;
 
 impl RedisQueueBackend {
-    /// The status record of task `id`: `None` when there is none (unknown, expired, or a
-    /// task of a `store_result = false` function). While it is queued, the record says how
-    /// many tasks will be taken before it and how long that should take at the queue's
-    /// rate over the last minute.
+    /// How many tasks wait in `queue`'s normal lane.
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub fn task(&self, id: &TaskId) -> Result<Option<TaskInfo>> {
-        let key = self.namespace_keys().record(id.as_str());
+    pub fn pending(&self, queue: &str) -> Result<usize> {
+        let key = self.keys(queue).lane(Priority::Normal);
         let mut con = self.connection()?;
-        let fields: HashMap<String, String> =
-            con.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
-        drop(con);
-        let Some(status) = fields.get("status").and_then(|s| TaskStatus::parse(s)) else {
-            return Ok(None);
-        };
-        let number = |name: &str| fields.get(name).and_then(|v| v.parse::<u64>().ok());
-        let priority = fields
-            .get("lane")
-            .and_then(|l| Priority::from_lane_name(l))
-            .unwrap_or_default();
-        let queue = fields.get("queue").cloned().unwrap_or_default();
-        let mut info = TaskInfo {
-            id: id.clone(),
-            status,
-            queue: queue.clone(),
-            name: fields.get("name").cloned().unwrap_or_default(),
-            priority,
-            created_at: number("created_at").unwrap_or(0),
-            started_at: number("started_at"),
-            finished_at: number("finished_at"),
-            attempts: number("attempts")
-                .and_then(|a| u32::try_from(a).ok())
-                .unwrap_or(0),
-            worker: fields.get("worker").cloned(),
-            result: fields
-                .get("result")
-                .and_then(|r| serde_json::from_str(r).ok()),
-            error: fields.get("error").cloned(),
-            queue_position: None,
-            estimated_wait_seconds: None,
-        };
-        if status == TaskStatus::Queued {
-            if let Some(seq) = number("seq") {
-                let (position, rate) = self.position(&queue, priority, seq)?;
-                info.queue_position = Some(position);
-                info.estimated_wait_seconds = (rate > 0.0).then(|| (position + 1) as f64 / rate);
-            }
-        }
-        Ok(Some(info))
+        Ok(con.run(|c| redis::cmd("LLEN").arg(&key).query(c))?)
     }
 
-    /// How many tasks will be taken before the task with place `seq` in `priority`'s lane,
-    /// and the queue's rate (tasks/s over the last minute). Reads two counters and the
-    /// lengths of the higher lanes: constant time, however long the queue.
-    fn position(&self, queue: &str, priority: Priority, seq: u64) -> Result<(u64, f64)> {
-        let keys = self.keys(queue);
-        let higher: Vec<String> = match priority {
-            Priority::High => vec![],
-            Priority::Normal => vec![keys.lane(Priority::High)],
-            Priority::Low => vec![keys.lane(Priority::High), keys.lane(Priority::Normal)],
-        };
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGET")
-            .arg(keys.counters())
-            .arg(format!("taken:{}", priority.lane_name()));
-        pipe.cmd("LLEN").arg(keys.lane(priority));
-        for lane in &higher {
-            pipe.cmd("LLEN").arg(lane);
-        }
-        let mut con = self.connection()?;
-        let replies: Vec<Option<i64>> = con.run(|c| pipe.query(c))?;
-        drop(con);
-        let taken = replies.first().copied().flatten().unwrap_or(0);
-        let lane_len = replies.get(1).copied().flatten().unwrap_or(0).max(0);
-        let ahead_in_lane = (i64::try_from(seq).unwrap_or(i64::MAX) - taken - 1).clamp(0, lane_len);
-        let ahead_higher: i64 = replies.iter().skip(2).map(|r| r.unwrap_or(0)).sum();
-        let position = u64::try_from(ahead_in_lane + ahead_higher).unwrap_or(0);
-        let rate = self.rate(&keys)?;
-        Ok((position, rate))
-    }
-
-    /// Tasks processed per second over the last minute: this minute's count and the part of
-    /// the last minute's that the window still covers.
-    fn rate(&self, keys: &QueueKeys) -> Result<f64> {
-        let now = now_millis();
-        let minute = now / 60_000;
-        let into = (now % 60_000) as f64 / 60_000.0;
-        let mut con = self.connection()?;
-        let (current, previous): (Option<u64>, Option<u64>) = con.run(|c| {
-            redis::cmd("MGET")
-                .arg(format!("{}:{minute}", keys.throughput()))
-                .arg(format!(
-                    "{}:{}",
-                    keys.throughput(),
-                    minute.saturating_sub(1)
-                ))
-                .query(c)
-        })?;
-        let count = current.unwrap_or(0) as f64 + previous.unwrap_or(0) as f64 * (1.0 - into);
-        Ok(count / 60.0)
-    }
-
-    /// Waits until task `id` is finished (done or dead) or `timeout` passes, blocking on
-    /// Redis (no polling), and returns its record as it is then; `None` when it has none.
+    /// How many delayed tasks and retries wait in `queue`'s scheduled set.
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub fn wait(&self, id: &TaskId, timeout: Duration) -> Result<Option<TaskInfo>> {
-        let ns = self.namespace_keys();
-        let key = ns.record(id.as_str());
-        let done = ns.record_done(id.as_str());
-        let deadline = Instant::now() + timeout;
-        // Mark the record as waited on first: a worker finishing it from now on rings.
+    pub fn scheduled(&self, queue: &str) -> Result<usize> {
+        let key = self.keys(queue).scheduled();
         let mut con = self.connection()?;
-        let marked: bool = con.run(|c| WAIT.key(&key).invoke(c))?;
-        drop(con);
-        if !marked {
-            return Ok(None);
-        }
-        loop {
-            let info = self.task(id)?;
-            match &info {
-                Some(info) if !info.status.is_finished() => {}
-                _ => return Ok(info),
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(info);
-            }
-            // A blocking wait needs its own connection: its read may last `left`.
-            let mut con = self.pool_connect(left)?;
-            let woke: Option<(String, String)> = redis::cmd("BLPOP")
-                .arg(&done)
-                .arg(left.as_secs_f64().max(0.01))
-                .query(&mut con)?;
-            if woke.is_none() {
-                return self.task(id);
-            }
-        }
+        Ok(con.run(|c| redis::cmd("ZCARD").arg(&key).query(c))?)
     }
 
     /// The names of the known queues (enqueued to or served), sorted.
@@ -226,11 +100,11 @@ impl RedisQueueBackend {
             processing,
             scheduled,
             dead,
-            processed: count("processed"),
-            failed: count("failed"),
-            retried: count("retried"),
-            dead_lettered: count("dead"),
-            last_processed: counts.get("last_processed").copied(),
+            processed: count(stat::PROCESSED),
+            failed: count(stat::FAILED),
+            retried: count(stat::RETRIED),
+            dead_lettered: count(stat::DEAD),
+            last_processed: counts.get(stat::LAST_PROCESSED).copied(),
             throughput_per_second: self.rate(&keys)?,
             wait_ms: Percentiles::of(waits),
             run_ms: Percentiles::of(runs),
@@ -243,7 +117,7 @@ impl RedisQueueBackend {
     /// # Errors
     /// When Redis cannot be reached.
     pub fn stats(&self) -> Result<Stats> {
-        let mut queue_stats = std::collections::BTreeMap::new();
+        let mut queue_stats = BTreeMap::new();
         for queue in self.queues()? {
             let stats = self.queue_stats(&queue)?;
             queue_stats.insert(queue, stats);
@@ -264,44 +138,41 @@ impl RedisQueueBackend {
         })
     }
 
-    /// The worker registry: every worker that beat within ten of its leases (older entries
-    /// are pruned here), with `alive` false for those silent for longer than a lease.
+    /// The worker registry: every worker that beat within ten of its leases (running
+    /// workers prune older entries), with `alive` false for those silent for longer than a
+    /// lease.
     ///
     /// # Errors
     /// When Redis cannot be reached.
     pub fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let now = now_millis();
+        let mut workers: Vec<WorkerInfo> = self
+            .worker_entries()?
+            .into_iter()
+            .filter_map(|(_, info)| info)
+            .filter_map(|mut info| {
+                let silent = now.saturating_sub(info.last_beat);
+                if silent > self.prune_after(&info) {
+                    return None;
+                }
+                info.alive = silent <= self.lease_of(&info);
+                Some(info)
+            })
+            .collect();
+        workers.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        Ok(workers)
+    }
+
+    /// The registry's entries: worker id and its heartbeat, `None` when unreadable.
+    pub(super) fn worker_entries(&self) -> Result<Vec<(String, Option<WorkerInfo>)>> {
         let key = self.namespace_keys().workers();
         let mut con = self.connection()?;
         let entries: HashMap<String, String> =
             con.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
-        let now = now_millis();
-        let default_lease = super::ops::millis(self.config.lease);
-        let mut workers = Vec::new();
-        let mut pruned = Vec::new();
-        for (id, json) in entries {
-            match serde_json::from_str::<WorkerInfo>(&json) {
-                Ok(mut info) => {
-                    let lease = if info.lease_ms > 0 {
-                        info.lease_ms
-                    } else {
-                        default_lease
-                    };
-                    let silent = now.saturating_sub(info.last_beat);
-                    if silent > lease.saturating_mul(10) {
-                        pruned.push(id);
-                    } else {
-                        info.alive = silent <= lease;
-                        workers.push(info);
-                    }
-                }
-                Err(_) => pruned.push(id),
-            }
-        }
-        if !pruned.is_empty() {
-            con.run(|c| redis::cmd("HDEL").arg(&key).arg(&pruned).query::<()>(c))?;
-        }
-        workers.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
-        Ok(workers)
+        Ok(entries
+            .into_iter()
+            .map(|(id, json)| (id, serde_json::from_str(&json).ok()))
+            .collect())
     }
 
     /// Whether Redis answers, its round-trip latency, version and memory. Never fails for
@@ -340,51 +211,5 @@ impl RedisQueueBackend {
                 error: Some(err.to_string()),
             },
         })
-    }
-
-    /// Recovers the tasks of expired leases on every known queue; says how many moved.
-    ///
-    /// # Errors
-    /// When Redis cannot be reached.
-    pub fn recover_all(&self) -> Result<usize> {
-        let mut total = 0;
-        for queue in self.queues()? {
-            total += self.recover_stale(&queue)?;
-        }
-        Ok(total)
-    }
-
-    /// Writes this worker's heartbeat into the registry.
-    pub(crate) fn beat(&self, info: &WorkerInfo) -> Result<()> {
-        let key = self.namespace_keys().workers();
-        let json = serde_json::to_string(info).map_err(crate::Error::Serialize)?;
-        let mut con = self.connection()?;
-        con.run(|c| {
-            redis::cmd("HSET")
-                .arg(&key)
-                .arg(&info.id)
-                .arg(json)
-                .query::<()>(c)
-        })?;
-        Ok(())
-    }
-
-    /// Removes a worker from the registry and registers the queues it served.
-    pub(crate) fn unregister(&self, id: &str) -> Result<()> {
-        let key = self.namespace_keys().workers();
-        let mut con = self.connection()?;
-        con.run(|c| redis::cmd("HDEL").arg(&key).arg(id).query::<()>(c))?;
-        Ok(())
-    }
-
-    /// Adds queues to the set of known queues.
-    pub(crate) fn register_queues(&self, queues: &[String]) -> Result<()> {
-        if queues.is_empty() {
-            return Ok(());
-        }
-        let key = self.namespace_keys().queues();
-        let mut con = self.connection()?;
-        con.run(|c| redis::cmd("SADD").arg(&key).arg(queues).query::<()>(c))?;
-        Ok(())
     }
 }

@@ -3,7 +3,6 @@
 //! Connections are reused, not opened per call. A connection that failed with an
 //! I/O error is dropped instead of returned, so the next call opens a fresh one.
 
-use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -90,31 +89,19 @@ impl Pooled<'_> {
         &mut self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
-        let result = f(self);
+        let Some(con) = self.con.as_mut() else {
+            // `con` is `Some` until drop; a closed connection is what this would be.
+            return Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::NotConnected,
+            )));
+        };
+        let result = f(con);
         if let Err(err) = &result {
             if is_connection_error(err) {
                 self.broken = true;
             }
         }
         result
-    }
-}
-
-impl Deref for Pooled<'_> {
-    type Target = redis::Connection;
-    fn deref(&self) -> &redis::Connection {
-        // Invariant: `con` is `Some` until drop.
-        self.con
-            .as_ref()
-            .expect("pooled connection present until drop")
-    }
-}
-
-impl DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut redis::Connection {
-        self.con
-            .as_mut()
-            .expect("pooled connection present until drop")
     }
 }
 

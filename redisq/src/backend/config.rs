@@ -1,0 +1,209 @@
+//! A backend's settings: [`Delivery`], the shared `Config` and the `with_*` setters of
+//! [`RedisQueueBackend`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pool::Pool;
+use super::RedisQueueBackend;
+use crate::clock::millis;
+use crate::retry::Backoff;
+
+/// How a worker takes tasks from a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// A task is moved atomically from its queue to the worker's claimed list and stays
+    /// there under a lease until the worker acknowledges it. If the worker process dies,
+    /// the task goes back to the head of its queue once the lease runs out, and runs
+    /// again: every task runs at least once, a few may run twice after a crash.
+    #[default]
+    AtLeastOnce,
+    /// A task is popped (`LPOP`/`BLPOP`) and run: no lease, no acknowledgement, one
+    /// round trip less per batch, but tasks held by a worker that dies are lost.
+    AtMostOnce,
+}
+
+/// Settings shared by every clone of a backend.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) namespace: String,
+    pub(crate) lease: Duration,
+    pub(crate) block_timeout: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) delivery: Delivery,
+    pub(crate) backoff: Backoff,
+    pub(crate) dead_max: usize,
+    pub(crate) dead_max_age: Duration,
+    pub(crate) result_ttl: Duration,
+    pub(crate) dead_ttl: Duration,
+}
+
+/// Connections the producer pool keeps idle at most.
+pub(super) const POOL_IDLE: usize = 64;
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            namespace: "redisq".to_owned(),
+            lease: Duration::from_secs(30),
+            block_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            delivery: Delivery::AtLeastOnce,
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(600),
+            },
+            dead_max: 10_000,
+            dead_max_age: Duration::from_secs(180 * 24 * 3600),
+            result_ttl: Duration::from_secs(3600),
+            dead_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl Config {
+    /// The dead-letter age bound in milliseconds (0: none).
+    pub(crate) fn dead_max_age_ms(&self) -> u64 {
+        millis(self.dead_max_age)
+    }
+
+    /// How long a done record is kept, in whole seconds (at least 1).
+    pub(crate) fn result_ttl_secs(&self) -> u64 {
+        self.result_ttl.as_secs().max(1)
+    }
+
+    /// How long a dead record is kept, in whole seconds (at least 1).
+    pub(crate) fn dead_ttl_secs(&self) -> u64 {
+        self.dead_ttl.as_secs().max(1)
+    }
+}
+
+/// `value`, or `min` with a warning when `value` is below it.
+fn at_least(setting: &str, value: Duration, min: Duration) -> Duration {
+    if value < min {
+        log::warn!("{setting} {value:?} is below its minimum; using {min:?}");
+        return min;
+    }
+    value
+}
+
+impl RedisQueueBackend {
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Sets the prefix of every key. Default `redisq`; empty means no prefix.
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config_mut().namespace = namespace.into();
+        self.registered = Arc::default();
+        self
+    }
+
+    /// Sets the lease (visibility timeout) of a claimed task: how long after a worker
+    /// process stops renewing it a task goes back to its queue. Default 30 s; at least
+    /// 100 ms (a shorter one is raised to it, with a warning). Running workers renew
+    /// their leases every third of it.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.config_mut().lease = at_least("lease", lease, Duration::from_millis(100));
+        self
+    }
+
+    /// Sets how long a worker's blocking pop waits before checking for shutdown.
+    /// Default 1 s; at least 10 ms (a shorter one is raised to it, with a warning). It
+    /// bounds how long an idle worker takes to stop.
+    #[must_use]
+    pub fn with_block_timeout(mut self, timeout: Duration) -> Self {
+        let timeout = at_least("block timeout", timeout, Duration::from_millis(10));
+        self.config_mut().block_timeout = timeout;
+        self
+    }
+
+    /// Sets the bound on connecting and on each command: past it a call fails with
+    /// [`Error::Unavailable`](crate::Error::Unavailable). Default 5 s; at least 1 ms (a
+    /// shorter one is raised to it, with a warning).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        let timeout = at_least("timeout", timeout, Duration::from_millis(1));
+        self.config_mut().timeout = timeout;
+        let client = self.pool.client.clone();
+        self.pool = Arc::new(Pool::new(client, timeout, timeout, POOL_IDLE));
+        self
+    }
+
+    /// Sets how workers take tasks. Default [`Delivery::AtLeastOnce`].
+    #[must_use]
+    pub fn with_delivery(mut self, delivery: Delivery) -> Self {
+        self.config_mut().delivery = delivery;
+        self
+    }
+
+    /// Sets the backoff between attempts of a failed task: the n-th retry waits
+    /// `base · 2^(n-1)`, at most `cap`, less a random part of up to half (jitter).
+    /// Default 1 s and 10 min. Zero `base` retries at once; a `cap` below `base` is
+    /// `base`.
+    #[must_use]
+    pub fn with_retry_backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.config_mut().backoff = Backoff {
+            base,
+            cap: cap.max(base),
+        };
+        self
+    }
+
+    /// Sets how many records each queue's dead letters keep: the oldest are dropped when
+    /// a new one comes. Default 10,000; zero keeps none.
+    #[must_use]
+    pub fn with_dead_letter_limit(mut self, max: usize) -> Self {
+        self.config_mut().dead_max = max;
+        self
+    }
+
+    /// Sets how long the status record (and result) of a task that succeeded is kept.
+    /// Default 1 hour; at least 1 s (a shorter one is raised to it, with a warning).
+    #[must_use]
+    pub fn with_result_ttl(mut self, ttl: Duration) -> Self {
+        self.config_mut().result_ttl = at_least("result TTL", ttl, Duration::from_secs(1));
+        self
+    }
+
+    /// Sets how long the status record of a dead task is kept (its dead letter is kept
+    /// by the dead-letter bounds). Default 7 days; at least 1 s (a shorter one is raised
+    /// to it, with a warning).
+    #[must_use]
+    pub fn with_dead_record_ttl(mut self, ttl: Duration) -> Self {
+        self.config_mut().dead_ttl = at_least("dead record TTL", ttl, Duration::from_secs(1));
+        self
+    }
+
+    /// Sets the age past which dead letters are dropped (when a new one comes). Default
+    /// 180 days; zero means no age bound.
+    #[must_use]
+    pub fn with_dead_letter_max_age(mut self, max_age: Duration) -> Self {
+        self.config_mut().dead_max_age = max_age;
+        self
+    }
+
+    /// The key prefix.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    /// The lease of a claimed task.
+    #[must_use]
+    pub fn lease(&self) -> Duration {
+        self.config.lease
+    }
+
+    /// How workers take tasks.
+    #[must_use]
+    pub fn delivery(&self) -> Delivery {
+        self.config.delivery
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+}

@@ -1,0 +1,176 @@
+//! Reading task status records: [`RedisQueueBackend::task`] (with the queue position of a
+//! queued task) and [`RedisQueueBackend::wait`].
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::scripts::WAIT;
+use super::RedisQueueBackend;
+use crate::clock::now_millis;
+use crate::error::Result;
+use crate::schema::{self, field, taken_counter, QueueKeys, State, LANES};
+use crate::status::{TaskInfo, TaskStatus};
+use crate::task::{Priority, TaskId};
+
+impl RedisQueueBackend {
+    /// The status record of task `id`: `None` when there is none (unknown, expired, or a
+    /// task of a `store_result = false` function). While it is queued, the record says how
+    /// many tasks will be taken before it and how long that should take at the queue's
+    /// rate over the last minute.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn task(&self, id: &TaskId) -> Result<Option<TaskInfo>> {
+        let key = self.namespace_keys().record(id.as_str());
+        let mut con = self.connection()?;
+        let fields: HashMap<String, String> =
+            con.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+        let Some(status) = fields
+            .get(field::STATUS)
+            .and_then(|s| schema::parse_status(s))
+        else {
+            return Ok(None);
+        };
+        let text = |name: &str| fields.get(name).cloned();
+        let number = |name: &str| fields.get(name).and_then(|v| v.parse::<u64>().ok());
+        let queue = text(field::QUEUE).unwrap_or_default();
+        let mut info = TaskInfo {
+            id: id.clone(),
+            status,
+            queue: queue.clone(),
+            name: text(field::NAME).unwrap_or_default(),
+            priority: fields
+                .get(field::LANE)
+                .and_then(|l| Priority::from_lane_name(l))
+                .unwrap_or_default(),
+            created_at: number(field::CREATED_AT).unwrap_or(0),
+            started_at: number(field::STARTED_AT).filter(|t| *t > 0),
+            finished_at: number(field::FINISHED_AT),
+            attempts: number(field::ATTEMPTS)
+                .and_then(|a| u32::try_from(a).ok())
+                .unwrap_or(0),
+            worker: text(field::WORKER).filter(|w| !w.is_empty()),
+            result: fields
+                .get(field::RESULT)
+                .and_then(|r| serde_json::from_str(r).ok()),
+            error: text(field::ERROR),
+            queue_position: None,
+            estimated_wait_seconds: None,
+        };
+        let mut seq = number(field::SEQ);
+        // Where it moved since the record was written (claimed, promoted, handed back).
+        let state: Option<String> = con.run(|c| {
+            redis::cmd("HGET")
+                .arg(self.keys(&queue).state())
+                .arg(id.as_str())
+                .query(c)
+        })?;
+        drop(con);
+        match state.as_deref().and_then(State::parse) {
+            Some(State::Queued { lane, seq: place }) => {
+                info.status = TaskStatus::Queued;
+                info.priority = lane;
+                seq = Some(place);
+            }
+            Some(State::Processing {
+                started_at,
+                consumer,
+            }) => {
+                info.status = TaskStatus::Processing;
+                info.started_at = Some(started_at);
+                info.worker = Some(consumer);
+            }
+            None => {}
+        }
+        if info.status == TaskStatus::Queued {
+            if let Some(seq) = seq {
+                let (position, rate) = self.position(&queue, info.priority, seq)?;
+                info.queue_position = Some(position);
+                info.estimated_wait_seconds = (rate > 0.0).then(|| (position + 1) as f64 / rate);
+            }
+        }
+        Ok(Some(info))
+    }
+
+    /// How many tasks will be taken before the task with place `seq` in `priority`'s lane,
+    /// and the queue's rate (tasks/s over the last minute). Reads two counters and the
+    /// lengths of the higher lanes: constant time, however long the queue.
+    fn position(&self, queue: &str, priority: Priority, seq: u64) -> Result<(u64, f64)> {
+        let keys = self.keys(queue);
+        let higher = LANES.iter().take_while(|lane| **lane != priority);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET")
+            .arg(keys.counters())
+            .arg(taken_counter(priority));
+        pipe.cmd("LLEN").arg(keys.lane(priority));
+        for lane in higher {
+            pipe.cmd("LLEN").arg(keys.lane(*lane));
+        }
+        let mut con = self.connection()?;
+        let replies: Vec<Option<i64>> = con.run(|c| pipe.query(c))?;
+        drop(con);
+        let taken = replies.first().copied().flatten().unwrap_or(0);
+        let lane_len = replies.get(1).copied().flatten().unwrap_or(0).max(0);
+        let ahead_in_lane = (i64::try_from(seq).unwrap_or(i64::MAX) - taken - 1).clamp(0, lane_len);
+        let ahead_higher: i64 = replies.iter().skip(2).map(|r| r.unwrap_or(0)).sum();
+        let position = u64::try_from(ahead_in_lane + ahead_higher).unwrap_or(0);
+        Ok((position, self.rate(&keys)?))
+    }
+
+    /// Tasks processed per second over the last minute: this minute's count and the part of
+    /// the last minute's that the window still covers.
+    pub(super) fn rate(&self, keys: &QueueKeys) -> Result<f64> {
+        let now = now_millis();
+        let minute = schema::minute(now);
+        let into = (now % schema::MINUTE_MS) as f64 / schema::MINUTE_MS as f64;
+        let mut con = self.connection()?;
+        let (current, previous): (Option<u64>, Option<u64>) = con.run(|c| {
+            redis::cmd("HMGET")
+                .arg(keys.throughput())
+                .arg(minute)
+                .arg(minute.saturating_sub(1))
+                .query(c)
+        })?;
+        let count = current.unwrap_or(0) as f64 + previous.unwrap_or(0) as f64 * (1.0 - into);
+        Ok(count / 60.0)
+    }
+
+    /// Waits until task `id` is finished (done or dead) or `timeout` passes, blocking on
+    /// Redis (no polling), and returns its record as it is then; `None` when it has none.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn wait(&self, id: &TaskId, timeout: Duration) -> Result<Option<TaskInfo>> {
+        let ns = self.namespace_keys();
+        let key = ns.record(id.as_str());
+        let done = ns.record_done(id.as_str());
+        let deadline = Instant::now() + timeout;
+        // Mark the record as waited on first: a worker finishing it from now on rings.
+        let mut con = self.connection()?;
+        let marked: bool = con.run(|c| WAIT.key(&key).invoke(c))?;
+        drop(con);
+        if !marked {
+            return Ok(None);
+        }
+        loop {
+            let info = self.task(id)?;
+            match &info {
+                Some(info) if !info.status.is_finished() => {}
+                _ => return Ok(info),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(info);
+            }
+            // A blocking wait needs its own connection: its read may last `left`.
+            let mut con = self.blocking_connection(left)?;
+            let woke: Option<(String, String)> = redis::cmd("BLPOP")
+                .arg(&done)
+                .arg(left.as_secs_f64().max(0.01))
+                .query(&mut con)?;
+            if woke.is_none() {
+                return self.task(id);
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! One consumer thread: takes tasks from its queues, runs them, settles them.
+//!
+//! At least once: tasks are claimed into the consumer's own list of each queue under a
+//! lease and acknowledged by the next settle, which also records what became of them
+//! (the claim protocol, `backend/claim.rs`). When every queue is empty the consumer
+//! blocks on their signal lists, which each enqueue rings. At most once: tasks are
+//! popped, blocking on the lanes themselves. A consumer serving several queues takes from
+//! the first that has tasks (strict priority), and within a queue from its high lane
+//! first. Several tasks are taken per round trip (the prefetch, adapted to how long tasks
+//! take; a batch task's batch size), items of a batch task are run together, and a Redis
+//! error never ends the thread: it backs off, reconnects and resynchronises.
+//!
+//! This file is the loop; `run.rs` runs a task or a batch; `outcome.rs` records what
+//! became of it.
+
+mod outcome;
+mod run;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+pub(crate) use outcome::Counters;
+use outcome::Recorder;
+
+use crate::backend::{ClaimConnection, Delivery, Mode, Payload, RedisQueueBackend, Report};
+use crate::error::Result;
+use crate::registry::Registry;
+
+/// Work done per claim that the adaptive prefetch aims at.
+const PREFETCH_TARGET: Duration = Duration::from_millis(5);
+
+/// One queue a consumer serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConsumerQueue {
+    pub(crate) name: String,
+    /// The largest batch of the batch tasks registered on this queue (0: none).
+    pub(crate) batch: usize,
+    /// Whether its tasks may keep status records: false when every task registered on
+    /// it has `store_result = false`, so that claims skip marking tasks `processing`
+    /// (a task with a record routed there still ends `done`, `failed` or `dead`).
+    pub(crate) records: bool,
+}
+
+/// What one consumer thread needs.
+pub(crate) struct Consumer {
+    pub(crate) backend: RedisQueueBackend,
+    /// The queues served, highest priority first.
+    pub(crate) queues: Vec<ConsumerQueue>,
+    pub(crate) id: String,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) wake: Receiver<()>,
+    pub(crate) max_prefetch: usize,
+    /// How long a batch may wait to fill once its first items are taken.
+    pub(crate) batch_wait: Duration,
+}
+
+/// The consumer's view of the tasks it holds.
+struct State {
+    redis: ClaimConnection,
+    /// The queue `taken` came from.
+    current: usize,
+    /// Tasks taken, in order: the first `report.done` have finished.
+    taken: Vec<Payload>,
+    /// What became of the finished ones, sent with the next settle.
+    report: Report,
+    /// After an error: reread the claimed lists before going on.
+    resync: bool,
+    /// Mean run time of recent tasks, for the prefetch.
+    mean_run: Duration,
+}
+
+impl Consumer {
+    /// Runs until the stop flag is set, then hands back what it has not started.
+    pub(crate) fn run(self) {
+        let mut state = State {
+            redis: ClaimConnection::new(self.backend.clone(), self.id.clone()),
+            current: 0,
+            taken: Vec::new(),
+            report: Report::default(),
+            resync: false,
+            // Pessimistic until measured: the first claim takes one task.
+            mean_run: PREFETCH_TARGET,
+        };
+        let mut backoff = Duration::ZERO;
+        while !self.stopping() {
+            match self.step(&mut state) {
+                Ok(()) => backoff = Duration::ZERO,
+                Err(err) => {
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+                    log::warn!("consumer {}: {err}; retrying in {backoff:?}", self.id);
+                    state.redis.disconnect();
+                    state.resync = true;
+                    // Sleeps until the backoff passes or shutdown starts.
+                    let _ = self.wake.recv_timeout(backoff);
+                }
+            }
+        }
+        self.hand_back(&mut state);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn step(&self, state: &mut State) -> Result<()> {
+        if state.resync {
+            self.resync(state)?;
+        }
+        if state.report.done == state.taken.len() {
+            self.take(state)?;
+        }
+        self.run_taken(state);
+        Ok(())
+    }
+
+    fn delivery(&self) -> Delivery {
+        self.backend.config().delivery
+    }
+
+    fn mode(&self) -> Mode {
+        match self.delivery() {
+            Delivery::AtLeastOnce => Mode::Claim,
+            Delivery::AtMostOnce => Mode::Pop,
+        }
+    }
+
+    fn queue_names(&self) -> Vec<&str> {
+        self.queues.iter().map(|q| q.name.as_str()).collect()
+    }
+
+    fn max_take(&self, state: &State, queue: usize) -> usize {
+        let nanos = state.mean_run.as_nanos().max(1);
+        let fit = usize::try_from(PREFETCH_TARGET.as_nanos() / nanos).unwrap_or(usize::MAX);
+        let prefetch = fit.clamp(1, self.max_prefetch.max(1));
+        prefetch.max(self.queues[queue].batch)
+    }
+
+    /// One settle round trip on `queue`, taking up to `max`. When `queue` is the current
+    /// one, it settles the finished work too, which is then gone from the state.
+    fn settle(
+        &self,
+        state: &mut State,
+        queue: usize,
+        max: usize,
+        mode: Mode,
+    ) -> Result<Vec<Payload>> {
+        let settles = queue == state.current && !state.report.is_empty();
+        let nothing = Report::default();
+        let report = if settles { &state.report } else { &nothing };
+        let q = &self.queues[queue];
+        let items = state.redis.settle(&q.name, report, mode, max, q.records)?;
+        if settles {
+            state.taken.drain(..state.report.done);
+            state.report.clear();
+        }
+        Ok(items)
+    }
+
+    /// Settles what is done and takes more from the first queue that has tasks, blocking
+    /// when all are empty.
+    fn take(&self, state: &mut State) -> Result<()> {
+        let mode = self.mode();
+        if !state.report.is_empty() && state.current != 0 {
+            self.settle(state, state.current, 0, mode)?;
+        }
+        for queue in 0..self.queues.len() {
+            let max = self.max_take(state, queue);
+            let items = self.settle(state, queue, max, mode)?;
+            if !items.is_empty() {
+                state.current = queue;
+                state.taken = items;
+                return self.fill_batch(state);
+            }
+        }
+        if self.stopping() {
+            return Ok(());
+        }
+        let block = self.backend.config().block_timeout;
+        let all = self.queue_names();
+        match mode {
+            // Woken (or timed out): the next step claims.
+            Mode::Claim => {
+                state.redis.wait(&all, block)?;
+            }
+            Mode::Pop => {
+                if let Some((queue, payload)) = state.redis.pop_blocking(&all, block)? {
+                    state.current = queue;
+                    state.taken = vec![payload];
+                    return self.fill_batch(state);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// When the current queue has batch tasks and fewer items than a batch were taken,
+    /// waits up to the batch wait for more.
+    fn fill_batch(&self, state: &mut State) -> Result<()> {
+        let queue = state.current;
+        let batch = self.queues[queue].batch;
+        if batch == 0 || state.taken.len() >= batch || self.batch_wait.is_zero() {
+            return Ok(());
+        }
+        let mode = self.mode();
+        let deadline = Instant::now() + self.batch_wait;
+        let name = [self.queues[queue].name.as_str()];
+        loop {
+            let now = Instant::now();
+            if state.taken.len() >= batch || now >= deadline || self.stopping() {
+                return Ok(());
+            }
+            match mode {
+                Mode::Claim => {
+                    state.redis.wait(&name, deadline - now)?;
+                }
+                Mode::Pop => {
+                    if let Some((_, payload)) = state.redis.pop_blocking(&name, deadline - now)? {
+                        state.taken.push(payload);
+                    }
+                }
+            }
+            let more = self.settle(state, queue, batch.saturating_sub(state.taken.len()), mode)?;
+            state.taken.extend(more);
+        }
+    }
+
+    /// After a failed round trip: rereads the claimed lists, which are the truth. If the
+    /// last settle did not land, the finished tasks are still at the head of the current
+    /// list: settle them again (with their outcomes). Then go on with whatever the lists
+    /// hold, one queue at a time.
+    fn resync(&self, state: &mut State) -> Result<()> {
+        if self.delivery() == Delivery::AtMostOnce {
+            // Popped tasks are only here, and outcomes are idempotent: keep both.
+            state.resync = false;
+            return Ok(());
+        }
+        for queue in 0..self.queues.len() {
+            let mut claimed = state.redis.claimed(&self.queues[queue].name)?;
+            if queue == state.current && !state.report.is_empty() {
+                if state.report.done > 0 && claimed.first() == state.taken.first() {
+                    // The settle did not land: repeat it on the list as it is.
+                    state.report.done = state.report.done.min(claimed.len());
+                    state.taken = claimed;
+                    self.settle(state, queue, 0, Mode::Claim)?;
+                    claimed = std::mem::take(&mut state.taken);
+                } else {
+                    state.report.clear();
+                }
+            }
+            if !claimed.is_empty() {
+                state.current = queue;
+                state.taken = claimed;
+                state.report.clear();
+                // Stay in resync until every list has been worked off.
+                return Ok(());
+            }
+        }
+        state.taken.clear();
+        state.report.clear();
+        state.resync = false;
+        Ok(())
+    }
+
+    /// Runs the taken tasks in order until they are done or shutdown starts.
+    fn run_taken(&self, state: &mut State) {
+        let started = Instant::now();
+        let first = state.report.done;
+        let queue = &self.queues[state.current];
+        let mut recorder = Recorder {
+            counters: &self.counters,
+            report: &mut state.report,
+            queue: &queue.name,
+            consumer: &self.id,
+            backoff: self.backend.config().backoff,
+            track: queue.records,
+        };
+        while recorder.report.done < state.taken.len() && !self.stopping() {
+            let used = self.process(&state.taken[recorder.report.done..], &mut recorder);
+            recorder.report.done += used.max(1);
+        }
+        let ran = state.report.done - first;
+        if ran > 0 {
+            let per_task = started.elapsed() / u32::try_from(ran).unwrap_or(u32::MAX);
+            state.mean_run = (state.mean_run * 3 + per_task) / 4;
+        }
+    }
+
+    /// Settles what is done and returns what was not started to its queue.
+    fn hand_back(&self, state: &mut State) {
+        let unstarted = state.taken.len().saturating_sub(state.report.done);
+        let result = match self.delivery() {
+            Delivery::AtLeastOnce => self.release(state),
+            Delivery::AtMostOnce => (|| {
+                let rest = state.taken.split_off(state.report.done);
+                let current = state.current;
+                self.settle(state, current, 0, Mode::Pop)?;
+                state.redis.push_front(&self.queues[current].name, &rest)
+            })(),
+        };
+        if let Err(err) = result {
+            log::warn!(
+                "consumer {} could not hand back {unstarted} task(s): {err}{}",
+                self.id,
+                if self.delivery() == Delivery::AtLeastOnce {
+                    "; they return to the queue when the lease runs out"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+
+    /// At least once: settles the current queue and hands back every claimed task not
+    /// finished, on every queue, dropping the leases.
+    fn release(&self, state: &mut State) -> Result<()> {
+        if state.resync {
+            self.resync(state)?;
+        }
+        let current = state.current;
+        state
+            .redis
+            .release(&self.queues[current].name, &state.report)?;
+        state.report.clear();
+        let nothing = Report::default();
+        for queue in (0..self.queues.len()).filter(|q| *q != current) {
+            state.redis.release(&self.queues[queue].name, &nothing)?;
+        }
+        Ok(())
+    }
+}

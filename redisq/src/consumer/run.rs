@@ -1,0 +1,219 @@
+//! Running what a consumer took: decoding a payload, finding its function, calling it
+//! under a [`TaskContext`] with panics caught, and the items of a batch task together.
+
+use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+
+use super::outcome::{Attempt, Recorder};
+use super::Consumer;
+use crate::backend::Payload;
+use crate::clock::now_millis;
+use crate::context::TaskContext;
+use crate::dispatch::{Args, CallError};
+use crate::registry::TaskDef;
+use crate::task::TaskId;
+use crate::wire::{self, Task};
+
+impl Consumer {
+    /// Runs the first of `payloads` (with the items after it, for a batch task); says how
+    /// many payloads it used. What became of them goes to `recorder`.
+    pub(super) fn process(&self, payloads: &[Payload], recorder: &mut Recorder<'_>) -> usize {
+        let Some(payload) = payloads.first() else {
+            return 0;
+        };
+        let Ok(text) = std::str::from_utf8(payload) else {
+            recorder.dead(payload, None, None, 0, 0, "payload is not valid UTF-8");
+            return 1;
+        };
+        let task = match Task::decode(text) {
+            Ok(task) => task,
+            Err(err) => {
+                let reason = format!("malformed task JSON: {err}");
+                recorder.dead(payload, None, None, 0, 0, &reason);
+                return 1;
+            }
+        };
+        let id = task
+            .id
+            .as_deref()
+            .map_or_else(|| TaskId::generate().to_string(), str::to_owned);
+        let Some(def) = self.registry.get(&task.name) else {
+            let reason = format!("task `{}` is not registered in this binary", task.name);
+            recorder.dead(
+                payload,
+                Some(&id),
+                Some(&task.name),
+                task.attempts,
+                0,
+                &reason,
+            );
+            return 1;
+        };
+        if def.batch > 0 && !task.batch {
+            return self.process_batch(def, payloads, recorder);
+        }
+        let attempt = Attempt {
+            id: &id,
+            attempt: task.attempts + 1,
+            started_at: now_millis(),
+        };
+        let started = Instant::now();
+        let outcome = self.call(recorder.queue, def, &attempt, Args::new(task.args));
+        recorder.sample(task.enqueued_at, started);
+        match outcome {
+            Ok(result) => recorder.succeeded(def, &[&id], &attempt, &result, task.items()),
+            Err(CallError::BadArgs(reason)) => {
+                let started_at = attempt.started_at;
+                recorder.dead(
+                    payload,
+                    Some(&id),
+                    Some(def.name),
+                    task.attempts,
+                    started_at,
+                    &reason,
+                );
+            }
+            Err(CallError::Failed(message)) => recorder.failed(def, text, &attempt, &message),
+        }
+        1
+    }
+
+    /// Runs the function once with the consecutive items of the batch task `def` at the
+    /// head of `payloads` (up to its batch size). The batch succeeds, is retried or dies as
+    /// a unit; an item whose arguments do not fit is set aside on its own first.
+    fn process_batch(
+        &self,
+        def: &'static TaskDef,
+        payloads: &[Payload],
+        recorder: &mut Recorder<'_>,
+    ) -> usize {
+        let mut items: Vec<&RawValue> = Vec::new();
+        let mut ids: Vec<Cow<'_, str>> = Vec::new();
+        let mut oldest: Option<u64> = None;
+        let mut used = 0;
+        let tasks = payloads.iter().take(def.batch.max(1)).map(|payload| {
+            (
+                payload,
+                std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|t| Task::decode(t).ok()),
+            )
+        });
+        for (payload, task) in tasks {
+            let Some(task) = task.filter(|t| t.name == def.name && !t.batch) else {
+                break;
+            };
+            used += 1;
+            match batch_item(def, &task) {
+                Ok(item) => {
+                    items.push(item);
+                    oldest = oldest.into_iter().chain(task.enqueued_at).min();
+                    ids.extend(task.id);
+                }
+                Err(message) => {
+                    let reason = format!("bad arguments: {message}");
+                    recorder.dead(payload, task.id.as_deref(), Some(def.name), 0, 0, &reason);
+                }
+            }
+        }
+        if items.is_empty() {
+            return used.max(1);
+        }
+        let args = wire::batch_args(&items);
+        let first = ids.first().map_or_else(String::new, |id| id.to_string());
+        let attempt = Attempt {
+            id: &first,
+            attempt: 1,
+            started_at: now_millis(),
+        };
+        let started = Instant::now();
+        let outcome = self.call(recorder.queue, def, &attempt, Args::new(Some(&args)));
+        recorder.sample(oldest, started);
+        match outcome {
+            Ok(result) => recorder.succeeded(def, &ids, &attempt, &result, items.len() as u64),
+            Err(failure) => {
+                // The batch becomes one task of its own, retried or set aside as a unit.
+                let id = TaskId::generate();
+                let payload =
+                    wire::encode_batch(&id, def.name, recorder.queue, &args, now_millis());
+                let attempt = Attempt {
+                    id: id.as_str(),
+                    ..attempt
+                };
+                match failure {
+                    CallError::BadArgs(reason) => {
+                        recorder.dead(
+                            &payload,
+                            Some(id.as_str()),
+                            Some(def.name),
+                            0,
+                            attempt.started_at,
+                            &reason,
+                        );
+                    }
+                    CallError::Failed(message) => {
+                        let text = String::from_utf8_lossy(&payload);
+                        recorder.failed(def, &text, &attempt, &message);
+                    }
+                }
+            }
+        }
+        used
+    }
+
+    /// Calls the function with a [`TaskContext`], catching a panic; its result as JSON.
+    fn call(
+        &self,
+        queue: &str,
+        def: &TaskDef,
+        attempt: &Attempt<'_>,
+        args: Args<'_>,
+    ) -> Result<String, CallError> {
+        let context = TaskContext {
+            id: TaskId::from(attempt.id),
+            name: def.name.to_owned(),
+            queue: queue.to_owned(),
+            namespace: self.backend.namespace().to_owned(),
+            attempt: attempt.attempt,
+        };
+        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        let outcome = context.scope(|| catch_unwind(AssertUnwindSafe(|| (def.call)(args))));
+        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Ok(Ok(result)) => {
+                log::trace!("task {} done", def.name);
+                Ok(result)
+            }
+            Ok(Err(CallError::BadArgs(message))) => {
+                Err(CallError::BadArgs(format!("bad arguments: {message}")))
+            }
+            Ok(Err(failed)) => Err(failed),
+            Err(panic) => Err(CallError::Failed(format!(
+                "panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
+        }
+    }
+}
+
+/// The one argument of an item of a batch task.
+fn batch_item<'a>(def: &TaskDef, task: &Task<'a>) -> Result<&'a RawValue, String> {
+    let mut list = Args::new(task.args)
+        .list(def.params)
+        .map_err(CallError::into_message)?;
+    list.next_raw().ok_or_else(|| "no item".to_owned())
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string payload".to_owned()
+    }
+}

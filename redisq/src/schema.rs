@@ -1,0 +1,442 @@
+//! The Redis schema: every key redisq writes, every field of a status record, every
+//! counter and status name, spelled in this one module.
+//!
+//! The Lua scripts get every key they touch as a full name in `KEYS` (built here), and
+//! the field, counter and status names through a prelude generated from the constants
+//! below ([`lua_prelude`]), so that no script spells a name of its own.
+//!
+//! All keys of one queue share the Redis Cluster hash tag `{queue}`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<ns>:{<queue>}:pending` | list | task payloads waiting in the normal lane, oldest at the head |
+//! | `<ns>:{<queue>}:pending:high` | list | the high-priority lane |
+//! | `<ns>:{<queue>}:pending:low` | list | the low-priority lane |
+//! | `<ns>:{<queue>}:signal` | list | wake-up tokens for blocked consumers (at most 64) |
+//! | `<ns>:{<queue>}:claimed:<consumer>` | list | payloads taken by one consumer thread and not yet acknowledged |
+//! | `<ns>:{<queue>}:leases` | sorted set | consumer id → lease deadline (Unix ms) |
+//! | `<ns>:{<queue>}:scheduled` | sorted set | payloads of delayed tasks and retries → due time (Unix ms) |
+//! | `<ns>:{<queue>}:dead` | sorted set | dead-letter records (JSON) → when they died (Unix µs) |
+//! | `<ns>:{<queue>}:stats` | hash | processed, failed, retried, dead counts; last_processed |
+//! | `<ns>:{<queue>}:counters` | hash | `pushed:<lane>` and `taken:<lane>` counts, for positions |
+//! | `<ns>:{<queue>}:state` | hash | task id → where it moved since its record was written ([`State`]) |
+//! | `<ns>:{<queue>}:throughput` | hash | minute (Unix ms / 60,000) → tasks processed in it (the last few minutes) |
+//! | `<ns>:{<queue>}:latency` | list | recent `wait_ms:run_ms` samples (at most 1,000) |
+//!
+//! Outside any queue's slot:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<ns>:task:<id>` | hash | a task's status record ([`field`]; expires once finished) |
+//! | `<ns>:task:<id>:done` | list | a wake-up for callers of `wait` (expires after 60 s) |
+//! | `<ns>:queues` | set | the queues ever enqueued to or served |
+//! | `<ns>:workers` | hash | worker id → its heartbeat (JSON) |
+
+use std::fmt::Write as _;
+
+use crate::status::TaskStatus;
+use crate::task::Priority;
+
+/// The fields of a status record (`<ns>:task:<id>`).
+pub(crate) mod field {
+    /// The task's [`TaskStatus`](crate::TaskStatus), by [`status_name`](super::status_name).
+    pub(crate) const STATUS: &str = "status";
+    /// Its queue.
+    pub(crate) const QUEUE: &str = "queue";
+    /// Its wire name.
+    pub(crate) const NAME: &str = "name";
+    /// When it was enqueued (Unix ms).
+    pub(crate) const CREATED_AT: &str = "created_at";
+    /// Its lane, by [`Priority::lane_name`](crate::Priority::lane_name).
+    pub(crate) const LANE: &str = "lane";
+    /// Its place in its lane: the lane's `pushed` count just after it was pushed.
+    pub(crate) const SEQ: &str = "seq";
+    /// When its last attempt started (Unix ms).
+    pub(crate) const STARTED_AT: &str = "started_at";
+    /// The consumer that ran it last.
+    pub(crate) const WORKER: &str = "worker";
+    /// Attempts made.
+    pub(crate) const ATTEMPTS: &str = "attempts";
+    /// When it finished, or its last attempt failed (Unix ms).
+    pub(crate) const FINISHED_AT: &str = "finished_at";
+    /// What it returned, as JSON.
+    pub(crate) const RESULT: &str = "result";
+    /// Its last error.
+    pub(crate) const ERROR: &str = "error";
+    /// Present while a caller of `wait` waits for it.
+    pub(crate) const WAITING: &str = "waiting";
+
+    /// Every field, for the Lua prelude.
+    pub(super) const ALL: [&str; 13] = [
+        STATUS,
+        QUEUE,
+        NAME,
+        CREATED_AT,
+        LANE,
+        SEQ,
+        STARTED_AT,
+        WORKER,
+        ATTEMPTS,
+        FINISHED_AT,
+        RESULT,
+        ERROR,
+        WAITING,
+    ];
+}
+
+/// The fields of a queue's statistics hash (`<ns>:{<queue>}:stats`).
+pub(crate) mod stat {
+    /// Tasks (batch items) that succeeded.
+    pub(crate) const PROCESSED: &str = "processed";
+    /// Attempts that failed.
+    pub(crate) const FAILED: &str = "failed";
+    /// Failed attempts scheduled to run again.
+    pub(crate) const RETRIED: &str = "retried";
+    /// Tasks set aside as dead letters.
+    pub(crate) const DEAD: &str = "dead";
+    /// When a task last succeeded (Unix ms).
+    pub(crate) const LAST_PROCESSED: &str = "last_processed";
+
+    /// Every field, for the Lua prelude.
+    pub(super) const ALL: [&str; 5] = [PROCESSED, FAILED, RETRIED, DEAD, LAST_PROCESSED];
+}
+
+/// The three lanes, highest first.
+pub(crate) const LANES: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+/// The field of the counters hash that counts the tasks ever pushed onto `lane`.
+pub(crate) fn pushed_counter(lane: Priority) -> String {
+    format!("pushed:{}", lane.lane_name())
+}
+
+/// The field of the counters hash that counts the tasks ever taken from `lane`.
+pub(crate) fn taken_counter(lane: Priority) -> String {
+    format!("taken:{}", lane.lane_name())
+}
+
+/// How a status is written in a record.
+pub(crate) fn status_name(status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Queued => "queued",
+        TaskStatus::Scheduled => "scheduled",
+        TaskStatus::Processing => "processing",
+        TaskStatus::Done => "done",
+        TaskStatus::Failed => "failed",
+        TaskStatus::Dead => "dead",
+    }
+}
+
+/// The status a record's text names.
+pub(crate) fn parse_status(name: &str) -> Option<TaskStatus> {
+    const ALL: [TaskStatus; 6] = [
+        TaskStatus::Queued,
+        TaskStatus::Scheduled,
+        TaskStatus::Processing,
+        TaskStatus::Done,
+        TaskStatus::Failed,
+        TaskStatus::Dead,
+    ];
+    ALL.into_iter().find(|s| status_name(*s) == name)
+}
+
+/// Where a task moved since its status record was written, as the queue's `state` hash
+/// holds it: written by the scripts that move tasks without their record's key (claims,
+/// promotion of due tasks, hand-back, requeue), read together with the record, and
+/// removed when the task's outcome is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Back in a lane, at place `seq` (0: ahead of every counted task).
+    Queued { lane: Priority, seq: u64 },
+    /// Taken by `consumer` at `started_at` (Unix ms).
+    Processing { started_at: u64, consumer: String },
+}
+
+impl State {
+    /// Reads a value of the `state` hash: `q:<lane>:<seq>` or `p:<started_at>:<consumer>`.
+    pub(crate) fn parse(value: &str) -> Option<State> {
+        let mut parts = value.splitn(3, ':');
+        let kind = parts.next()?;
+        let first = parts.next()?;
+        let rest = parts.next()?;
+        match kind {
+            "q" => Some(State::Queued {
+                lane: Priority::from_lane_name(first)?,
+                seq: rest.parse().ok()?,
+            }),
+            "p" => Some(State::Processing {
+                started_at: first.parse().ok()?,
+                consumer: rest.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The Lua prelude of every script: the names above, as Lua tables `F` (record fields),
+/// `STAT` (statistics fields) and `S` (status names), and the lane names, so that scripts
+/// say `F.status`, never `'status'`.
+pub(crate) fn lua_prelude() -> String {
+    let mut lua = String::from("local F = {");
+    for name in field::ALL {
+        let _ = write!(lua, " {name} = '{name}',");
+    }
+    lua.push_str(" }\nlocal STAT = {");
+    for name in stat::ALL {
+        let _ = write!(lua, " {name} = '{name}',");
+    }
+    lua.push_str(" }\nlocal S = {");
+    for status in [
+        TaskStatus::Queued,
+        TaskStatus::Scheduled,
+        TaskStatus::Processing,
+        TaskStatus::Done,
+        TaskStatus::Failed,
+        TaskStatus::Dead,
+    ] {
+        let name = status_name(status);
+        let _ = write!(lua, " {name} = '{name}',");
+    }
+    lua.push_str(" }\n");
+    // PUSHED by lane name; TAKEN in the order lanes are taken (LANES).
+    lua.push_str("local PUSHED = {");
+    for lane in LANES {
+        let _ = write!(lua, " {} = '{}',", lane.lane_name(), pushed_counter(lane));
+    }
+    lua.push_str(" }\nlocal TAKEN = {");
+    for lane in LANES {
+        let _ = write!(lua, " '{}',", taken_counter(lane));
+    }
+    let _ = writeln!(
+        lua,
+        " }}\nlocal NORMAL = '{}'\nlocal TAKEN_NORMAL = '{}'",
+        Priority::Normal.lane_name(),
+        taken_counter(Priority::Normal)
+    );
+    let _ = writeln!(
+        lua,
+        "local MINUTE_MS = {MINUTE_MS}\nlocal THROUGHPUT_TTL = {THROUGHPUT_TTL_SECS}\n\
+         local SIGNAL_MAX = {SIGNAL_MAX}\nlocal LATENCY_MAX = {LATENCY_MAX}\n\
+         local DONE_TTL = {DONE_TTL_SECS}"
+    );
+    // The two forms of a `state` value, as `State::parse` reads them.
+    lua.push_str(
+        "local function state_queued(lane, seq) return 'q:' .. lane .. ':' .. seq end\n\
+         local function state_processing(now, consumer) return 'p:' .. now .. ':' .. consumer end\n",
+    );
+    lua
+}
+
+/// Milliseconds in a minute: the throughput hash counts per minute.
+pub(crate) const MINUTE_MS: u64 = 60_000;
+
+/// How long a queue's throughput hash outlives its last update, in seconds.
+pub(crate) const THROUGHPUT_TTL_SECS: u64 = 180;
+
+/// Wake-up tokens a queue's signal list keeps at most.
+pub(crate) const SIGNAL_MAX: usize = 64;
+
+/// Latency samples a queue keeps at most.
+pub(crate) const LATENCY_MAX: usize = 1_000;
+
+/// How long the wake-up of a finished task's waiters is kept, in seconds.
+pub(crate) const DONE_TTL_SECS: u64 = 60;
+
+/// The keys of one queue in one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueKeys {
+    /// `<ns>:{<queue>}`: the common prefix, hash tag included.
+    base: String,
+}
+
+impl QueueKeys {
+    /// The keys of `queue` under `namespace` (an empty namespace means no prefix).
+    pub(crate) fn new(namespace: &str, queue: &str) -> QueueKeys {
+        let base = if namespace.is_empty() {
+            format!("{{{queue}}}")
+        } else {
+            format!("{namespace}:{{{queue}}}")
+        };
+        QueueKeys { base }
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.base)
+    }
+
+    /// The list of waiting payloads of one priority lane.
+    pub(crate) fn lane(&self, priority: Priority) -> String {
+        match priority {
+            Priority::High => self.key("pending:high"),
+            Priority::Normal => self.key("pending"),
+            Priority::Low => self.key("pending:low"),
+        }
+    }
+
+    /// The list of wake-up tokens.
+    pub(crate) fn signal(&self) -> String {
+        self.key("signal")
+    }
+
+    /// The list of payloads held by one consumer.
+    pub(crate) fn claimed(&self, consumer: &str) -> String {
+        self.key(&format!("claimed:{consumer}"))
+    }
+
+    /// The sorted set of consumer leases.
+    pub(crate) fn leases(&self) -> String {
+        self.key("leases")
+    }
+
+    /// The sorted set of delayed tasks and retries, by due time.
+    pub(crate) fn scheduled(&self) -> String {
+        self.key("scheduled")
+    }
+
+    /// The hash of statistics counters ([`stat`]).
+    pub(crate) fn stats(&self) -> String {
+        self.key("stats")
+    }
+
+    /// The hash of pushed and taken counts per lane.
+    pub(crate) fn counters(&self) -> String {
+        self.key("counters")
+    }
+
+    /// The hash of task states ([`State`]).
+    pub(crate) fn state(&self) -> String {
+        self.key("state")
+    }
+
+    /// The hash of tasks processed per minute.
+    pub(crate) fn throughput(&self) -> String {
+        self.key("throughput")
+    }
+
+    /// The list of recent latency samples.
+    pub(crate) fn latency(&self) -> String {
+        self.key("latency")
+    }
+
+    /// The sorted set of dead-letter records, by time of death.
+    pub(crate) fn dead(&self) -> String {
+        self.key("dead")
+    }
+}
+
+/// The keys of one namespace that belong to no queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamespaceKeys {
+    prefix: String,
+}
+
+impl NamespaceKeys {
+    pub(crate) fn new(namespace: &str) -> NamespaceKeys {
+        let prefix = if namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{namespace}:")
+        };
+        NamespaceKeys { prefix }
+    }
+
+    /// A task's status record.
+    pub(crate) fn record(&self, id: &str) -> String {
+        format!("{}task:{id}", self.prefix)
+    }
+
+    /// The wake-up list of a task's waiters.
+    pub(crate) fn record_done(&self, id: &str) -> String {
+        format!("{}task:{id}:done", self.prefix)
+    }
+
+    /// The set of known queues.
+    pub(crate) fn queues(&self) -> String {
+        format!("{}queues", self.prefix)
+    }
+
+    /// The worker registry.
+    pub(crate) fn workers(&self) -> String {
+        format!("{}workers", self.prefix)
+    }
+}
+
+/// The minute a Unix time in milliseconds falls in: the throughput hash's field.
+pub(crate) fn minute(ms: u64) -> u64 {
+    ms / MINUTE_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_queue_hash_tag() {
+        let keys = QueueKeys::new("app", "emails");
+        assert_eq!(keys.lane(Priority::Normal), "app:{emails}:pending");
+        assert_eq!(keys.claimed("c1"), "app:{emails}:claimed:c1");
+        assert_eq!(keys.lane(Priority::High), "app:{emails}:pending:high");
+        assert_eq!(keys.lane(Priority::Low), "app:{emails}:pending:low");
+        assert_eq!(keys.signal(), "app:{emails}:signal");
+        assert_eq!(keys.leases(), "app:{emails}:leases");
+        assert_eq!(keys.scheduled(), "app:{emails}:scheduled");
+        assert_eq!(keys.dead(), "app:{emails}:dead");
+        assert_eq!(keys.state(), "app:{emails}:state");
+        assert_eq!(keys.throughput(), "app:{emails}:throughput");
+    }
+
+    #[test]
+    fn namespace_keys() {
+        let keys = NamespaceKeys::new("app");
+        assert_eq!(keys.record("42"), "app:task:42");
+        assert_eq!(keys.record_done("42"), "app:task:42:done");
+        assert_eq!(keys.queues(), "app:queues");
+        assert_eq!(keys.workers(), "app:workers");
+        assert_eq!(NamespaceKeys::new("").record("1"), "task:1");
+    }
+
+    #[test]
+    fn empty_namespace_has_no_prefix() {
+        assert_eq!(
+            QueueKeys::new("", "q").lane(Priority::Normal),
+            "{q}:pending"
+        );
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in [TaskStatus::Queued, TaskStatus::Dead, TaskStatus::Processing] {
+            assert_eq!(parse_status(status_name(status)), Some(status));
+        }
+        assert_eq!(parse_status("nope"), None);
+    }
+
+    #[test]
+    fn states_parse() {
+        assert_eq!(
+            State::parse("q:normal:7"),
+            Some(State::Queued {
+                lane: Priority::Normal,
+                seq: 7
+            })
+        );
+        assert_eq!(
+            State::parse("p:1700:abc-1"),
+            Some(State::Processing {
+                started_at: 1700,
+                consumer: "abc-1".to_owned()
+            })
+        );
+        assert_eq!(State::parse("q:sideways:1"), None);
+        assert_eq!(State::parse("x"), None);
+    }
+
+    #[test]
+    fn the_prelude_names_every_field() {
+        let lua = lua_prelude();
+        assert!(lua.contains("status = 'status'"));
+        assert!(lua.contains("last_processed = 'last_processed'"));
+        assert!(lua.contains("dead = 'dead'"));
+        assert!(lua.contains("normal = 'pushed:normal',"));
+        assert!(lua.contains("local TAKEN = { 'taken:high', 'taken:normal', 'taken:low', }"));
+    }
+}
