@@ -286,8 +286,9 @@ impl RedisServer {
         }
     }
 
-    /// Whether the server on the port answers and is process `pid`, not a server another
-    /// test started on the same port.
+    /// Whether the server on the port answers `PING` (which it does not while it loads its
+    /// append-only file) and is process `pid`, not a server another test started on the
+    /// same port.
     fn answers_as(&self, pid: u32) -> bool {
         let Ok(client) = redis::Client::open(self.url()) else {
             return false;
@@ -296,6 +297,9 @@ impl RedisServer {
             return false;
         };
         let _ = con.set_read_timeout(Some(ASK));
+        if redis::cmd("PING").query::<String>(&mut con).is_err() {
+            return false;
+        }
         let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut con) else {
             return false;
         };
