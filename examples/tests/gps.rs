@@ -3,8 +3,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) servers.
 //!
 //! Each test starts its servers in this process on a port of its own, with a Redis
-//! namespace (`gps-test-<uuid>`) and a database schema (`gps_test_<uuid>`) of its own,
-//! both removed when the test ends ([`Env`]'s `Drop`). Waits have deadlines; none sleeps.
+//! namespace (`test-gps-<uuid>`) and a database schema (`gps_test_<uuid>`) of its own,
+//! both removed when the test ends ([`Env`]'s `Drop`, and its [`Namespace`]'s). Waits have deadlines; none sleeps.
 
 mod support;
 
@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use redisq::RedisQueueBackend;
 use redisq_examples::gps::{self, Config, Database, Kind, Table};
+use redisq_test_support::{init_logging, redis_url, Namespace};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{delete_keys, redis_url};
 use tokio::task::spawn_blocking;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -26,7 +26,7 @@ fn database_url() -> String {
 
 /// A test's own Redis namespace and database schema, with a handle on its tables.
 struct Env {
-    namespace: String,
+    namespace: Namespace,
     schema: String,
     db: Database,
     backend: RedisQueueBackend,
@@ -35,10 +35,9 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        let _ = env_logger::builder().is_test(true).try_init();
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let namespace = format!("gps-test-{id}");
-        let schema = format!("gps_test_{id}");
+        init_logging();
+        let namespace = Namespace::new().with_label("gps");
+        let schema = format!("gps_test_{}", namespace.id());
         let db = {
             let schema = schema.clone();
             spawn_blocking(move || Database::connect(&database_url(), &schema, 2, 1000))
@@ -46,9 +45,7 @@ impl Env {
                 .expect("join")
                 .expect("PostgreSQL is running (scripts/ensure-postgres.sh starts it)")
         };
-        let backend = RedisQueueBackend::new(&redis_url())
-            .expect("redis url")
-            .with_namespace(namespace.clone());
+        let backend = namespace.backend();
         Env {
             namespace,
             schema,
@@ -64,7 +61,7 @@ impl Env {
         config.database_url = database_url();
         config.db_schema = self.schema.clone();
         config.redis_url = Some(redis_url());
-        config.namespace = self.namespace.clone();
+        config.namespace = self.namespace.name().to_owned();
         config.worker_threads = 2;
         config
     }
@@ -152,12 +149,10 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        // Blocking clients, on a thread of their own: this may run on the test's runtime.
-        let (namespace, schema) = (self.namespace.clone(), self.schema.clone());
+        // A blocking client, on a thread of its own: this may run on the test's runtime.
+        // The namespace's keys go when it drops, after this.
+        let schema = self.schema.clone();
         let cleanup = std::thread::spawn(move || {
-            if let Err(err) = delete_keys(&namespace) {
-                eprintln!("could not delete the keys of {namespace}: {err}");
-            }
             match postgres::Client::connect(&database_url(), postgres::NoTls) {
                 Ok(mut client) => {
                     let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");

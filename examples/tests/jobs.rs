@@ -2,8 +2,8 @@
 //! default loopback).
 //!
 //! Each test starts its servers in this process on a port of its own, with a Redis
-//! namespace (`jobs-test-<uuid>`) of its own whose keys are deleted when the test ends
-//! ([`Env`]'s `Drop`). The processing delay is process-wide: every test of this binary runs
+//! namespace (`test-jobs-<uuid>`) of its own whose keys are deleted when the test ends
+//! (its [`Namespace`] drops with the [`Env`]). The processing delay is process-wide: every test of this binary runs
 //! with 0.05 s ([`Env::new`] sets it first). The last test runs two `jobs_worker` processes,
 //! which it builds with cargo. Waits have deadlines.
 
@@ -15,28 +15,26 @@ use std::time::{Duration, Instant};
 
 use redisq::RedisQueueBackend;
 use redisq_examples::jobs::{self, task, Config};
+use redisq_test_support::{init_logging, redis_url, Namespace, RedisServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{delete_keys, redis_url};
 use tokio::task::spawn_blocking;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A test's own Redis namespace.
 struct Env {
-    namespace: String,
+    namespace: Namespace,
     backend: RedisQueueBackend,
     http: reqwest::Client,
 }
 
 impl Env {
     fn new() -> Env {
-        let _ = env_logger::builder().is_test(true).try_init();
+        init_logging();
         task::set_processing_delay(Duration::from_millis(50));
-        let namespace = format!("jobs-test-{}", uuid::Uuid::new_v4().simple());
-        let backend = RedisQueueBackend::new(&redis_url())
-            .expect("redis url")
-            .with_namespace(namespace.clone());
+        let namespace = Namespace::new().with_label("jobs");
+        let backend = namespace.backend();
         Env {
             namespace,
             backend,
@@ -47,7 +45,7 @@ impl Env {
     fn config(&self, embedded_workers: usize) -> Config {
         let mut config = Config::default();
         config.redis_url = Some(redis_url());
-        config.namespace = self.namespace.clone();
+        config.namespace = self.namespace.name().to_owned();
         config.embedded_workers = embedded_workers;
         config
     }
@@ -101,18 +99,6 @@ impl Env {
             assert!(started.elapsed() < DEADLINE, "job {id} still {body}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let namespace = self.namespace.clone();
-        let cleanup = std::thread::spawn(move || {
-            if let Err(err) = delete_keys(&namespace) {
-                eprintln!("could not delete the keys of {namespace}: {err}");
-            }
-        });
-        let _ = cleanup.join();
     }
 }
 
@@ -379,7 +365,7 @@ async fn jobs_survive_a_worker_killed_mid_job() {
         ids.push(env.submit(&server, "spread", i).await);
     }
     // The victim alone first, with slow jobs; once it holds one, the survivor starts.
-    let victim = WorkerProcess::spawn(&binary, &env.namespace, "5");
+    let victim = WorkerProcess::spawn(&binary, env.namespace.name(), "5");
     let started = Instant::now();
     loop {
         let backend = env.backend.clone();
@@ -393,7 +379,7 @@ async fn jobs_survive_a_worker_killed_mid_job() {
         assert!(started.elapsed() < DEADLINE, "the victim never took a job");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let survivor = WorkerProcess::spawn(&binary, &env.namespace, "0.2");
+    let survivor = WorkerProcess::spawn(&binary, env.namespace.name(), "0.2");
     let survivor_pid = survivor.0.id();
     loop {
         let backend = env.backend.clone();
@@ -435,71 +421,10 @@ async fn jobs_survive_a_worker_killed_mid_job() {
     server.stop().await;
 }
 
-/// A private `redis-server` on a free loopback port, killed on drop.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = PrivateRedis { port, child: None };
-        redis.spawn();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let up = redis::Client::open(self.url())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok();
-            if up {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private redis did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_503_while_redis_is_down_and_recovers_by_itself() {
     let env = Env::new();
-    let mut redis = PrivateRedis::start();
+    let mut redis = RedisServer::start();
     let mut config = env.config(0);
     config.redis_url = Some(redis.url());
     let server = start(config).await;
@@ -527,7 +452,7 @@ async fn the_api_answers_503_while_redis_is_down_and_recovers_by_itself() {
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     // Redis returns on the same port: the same server accepts again, without a restart.
-    redis.spawn();
+    redis.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let status = submit().await.expect("request").status();

@@ -4,10 +4,12 @@
 //! code are checked.
 
 use std::io::{BufRead, BufReader};
+use std::ops::Deref;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use redisq::{fifo, RedisQueueBackend, TaskId, Worker};
+use redisq_test_support::{raw, redis_url, wait_until, Namespace};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -17,42 +19,27 @@ fn double(n: u64) -> u64 {
     n * 2
 }
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-fn raw() -> redis::Connection {
-    redis::Client::open(redis_url())
-        .expect("redis url")
-        .get_connection()
-        .expect("redis is running (scripts/ensure-redis.sh starts it)")
-}
-
-/// A namespace of one test's own, its keys deleted on drop.
+/// A namespace of one test's own (`test-cli-<id>`), its keys deleted on drop, with a
+/// backend in it. It derefs to the [`Namespace`] for `name`, `key` and `rpush`.
 struct Ns {
-    name: String,
     backend: RedisQueueBackend,
+    namespace: Namespace,
 }
 
 impl Ns {
     fn new() -> Ns {
-        let name = format!("cli-test-{}", TaskId::generate());
-        let backend = RedisQueueBackend::new(&redis_url())
-            .expect("backend")
-            .with_namespace(name.clone())
-            .with_block_timeout(Duration::from_millis(200));
-        Ns { name, backend }
-    }
-
-    fn key(&self, queue: &str, what: &str) -> String {
-        format!("{}:{{{queue}}}:{what}", self.name)
+        let namespace = Namespace::new().with_label("cli");
+        Ns {
+            backend: namespace.backend(),
+            namespace,
+        }
     }
 
     /// `redisq --url … --namespace <ns> ARGS`, its standard input closed.
     fn redisq(&self, args: &[&str]) -> Output {
         redisq(
             &[
-                &["--url", &redis_url(), "--namespace", &self.name][..],
+                &["--url", &redis_url(), "--namespace", self.name()][..],
                 args,
             ]
             .concat(),
@@ -65,21 +52,12 @@ impl Ns {
             .queues([queue])
             .start()
             .expect("worker starts");
-        wait_until(what, &mut done);
+        wait_until(WAIT, what, &mut done);
         worker.shutdown();
     }
 
     fn dead_count(&self, queue: &str) -> usize {
         self.backend.dead_count(queue).expect("dead count")
-    }
-
-    /// Pushes a raw payload onto the normal lane, as a foreign producer would.
-    fn rpush(&self, queue: &str, payload: &str) {
-        let _: () = redis::cmd("RPUSH")
-            .arg(self.key(queue, "pending"))
-            .arg(payload)
-            .query(&mut raw())
-            .expect("rpush");
     }
 
     /// `count` more dead letters in `queue`: payloads naming a task no binary has.
@@ -94,27 +72,11 @@ impl Ns {
     }
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let mut con = raw();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}:*", self.name))
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut con)
-                .expect("scan");
-            if !keys.is_empty() {
-                let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut con);
-            }
-            if next == 0 {
-                return;
-            }
-            cursor = next;
-        }
+impl Deref for Ns {
+    type Target = Namespace;
+
+    fn deref(&self) -> &Namespace {
+        &self.namespace
     }
 }
 
@@ -151,14 +113,6 @@ fn json(output: &Output) -> Value {
     assert_exit(output, 0);
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", stdout(output)))
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -220,7 +174,7 @@ fn info_watch_prints_one_json_object_a_line() {
     let ns = Ns::new();
     double::enqueue(&ns.backend, 1).expect("enqueue");
     let mut child = Command::new(env!("CARGO_BIN_EXE_redisq"))
-        .args(["--url", &redis_url(), "--namespace", &ns.name])
+        .args(["--url", &redis_url(), "--namespace", ns.name()])
         .args(["info", "--json", "--watch", "0.1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

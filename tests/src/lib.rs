@@ -31,9 +31,8 @@ pub mod crash {
         CON.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
-                let url = std::env::var("REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-                let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+                let client = redis::Client::open(redisq_test_support::redis_url())
+                    .map_err(|e| e.to_string())?;
                 *slot = Some(client.get_connection().map_err(|e| e.to_string())?);
             }
             let Some(con) = slot.as_mut() else {

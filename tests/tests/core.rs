@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redisq::{fifo, Worker};
+use redisq_test_support::wait_until;
 use serde::{Deserialize, Serialize};
-use support::{wait_until, TestNs};
+use support::TestNs;
 
 const WAIT: Duration = Duration::from_secs(30);
 

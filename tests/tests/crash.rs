@@ -7,8 +7,9 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use redisq_test_support::{raw, redis_url};
 use redisq_tests::crash::{done_key, record, runs_key};
-use support::{raw, redis_url, TestNs};
+use support::TestNs;
 
 const TASKS: u64 = 10_000;
 const PROCESSES: usize = 2;

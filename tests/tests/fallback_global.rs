@@ -9,7 +9,8 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use redisq::{fifo, Dispatch, RedisQueueBackend};
-use support::{wait_until, TestNs};
+use redisq_test_support::wait_until;
+use support::TestNs;
 
 /// The numbers the task saw, with the thread it ran on.
 static SEEN: Mutex<Vec<(u64, ThreadId)>> = Mutex::new(Vec::new());

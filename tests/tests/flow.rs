@@ -10,7 +10,8 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use redisq::{fifo, Dispatch, RedisQueueBackend, TaskId, Worker};
-use support::{raw, wait_until, TestNs};
+use redisq_test_support::{raw, wait_until};
+use support::TestNs;
 
 const WAIT: Duration = Duration::from_secs(30);
 

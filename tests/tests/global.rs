@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redisq::{fifo, Worker};
-use support::{wait_until, TestNs};
+use redisq_test_support::wait_until;
+use support::TestNs;
 
 static SUM: AtomicU64 = AtomicU64::new(0);
 

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redisq::{fifo, Worker};
-use support::{wait_until, TestNs};
+use redisq_test_support::wait_until;
+use support::TestNs;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redisq::{fifo, Priority, Worker};
-use support::{wait_until, TestNs};
+use redisq_test_support::wait_until;
+use support::TestNs;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -6,15 +6,13 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redisq::{fifo, RedisQueueBackend, Worker};
-use support::{raw, wait_until, TestNs};
+use redisq_test_support::{raw, redis_url, wait_until, RedisServer};
+use support::TestNs;
 
 /// The main Redis key where the tasks record what ran; it survives the private server.
 static EFFECTS: Mutex<String> = Mutex::new(String::new());
@@ -22,7 +20,7 @@ static EFFECTS: Mutex<String> = Mutex::new(String::new());
 #[fifo(queue = "restart", name = "restart.record")]
 fn restart_record(n: u64) -> Result<(), String> {
     let key = EFFECTS.lock().map_err(|e| e.to_string())?.clone();
-    let mut con = redis::Client::open(support::redis_url())
+    let mut con = redis::Client::open(redis_url())
         .and_then(|c| c.get_connection())
         .map_err(|e| e.to_string())?;
     redis::cmd("SADD")
@@ -32,86 +30,13 @@ fn restart_record(n: u64) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// A private redis-server that persists every write before answering.
-struct PrivateRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> PrivateRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!("redisq-aof-{}", redisq::TaskId::generate()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = PrivateRedis {
-            port,
-            dir,
-            child: None,
-        };
-        server.spawn();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts (scripts/ensure-redis.sh installs it)");
-        self.child = Some(child);
-        let url = self.url();
-        wait_until(
-            Duration::from_secs(20),
-            "the private redis to answer",
-            || {
-                redis::Client::open(url.as_str())
-                    .and_then(|c| c.get_connection())
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                    .is_ok()
-            },
-        );
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn acknowledged_tasks_survive_a_redis_crash_and_everyone_recovers() {
     let ns = TestNs::new();
     let effects = format!("{}:effects", ns.name);
     *EFFECTS.lock().unwrap() = effects.clone();
-    let mut server = PrivateRedis::start();
+    // Every write persisted before the reply.
+    let mut server = RedisServer::builder().aof().start();
     let backend = RedisQueueBackend::new(&server.url())
         .unwrap()
         .with_namespace(ns.name.clone())
@@ -150,7 +75,7 @@ fn acknowledged_tasks_survive_a_redis_crash_and_everyone_recovers() {
     std::thread::sleep(Duration::from_millis(500));
     server.kill();
     std::thread::sleep(Duration::from_millis(800));
-    server.spawn();
+    server.restart();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Release);
     producer.join().unwrap();

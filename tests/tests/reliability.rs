@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use redisq::{fifo, Worker};
-use support::{wait_until, TestNs};
+use redisq_test_support::{raw, wait_until};
+use support::TestNs;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -294,7 +295,7 @@ fn shutdown_finishes_the_running_task_and_hands_back_the_unstarted() {
     let claimed_key = ns.key("hold", &format!("claimed:{}-0", workers.id()));
     let claimed: usize = redis::cmd("LLEN")
         .arg(&claimed_key)
-        .query(&mut support::raw())
+        .query(&mut raw())
         .unwrap();
     assert!(
         claimed > 1,
@@ -324,12 +325,12 @@ fn shutdown_finishes_the_running_task_and_hands_back_the_unstarted() {
     assert_eq!(ns.llen("hold", &format!("claimed:{}-0", "x")), 0);
     let leftover: usize = redis::cmd("LLEN")
         .arg(&claimed_key)
-        .query(&mut support::raw())
+        .query(&mut raw())
         .unwrap();
     assert_eq!(leftover, 0);
     let leases: usize = redis::cmd("ZCARD")
         .arg(ns.key("hold", "leases"))
-        .query(&mut support::raw())
+        .query(&mut raw())
         .unwrap();
     assert_eq!(leases, 0, "leases are dropped at shutdown");
 }
@@ -355,7 +356,7 @@ fn shutdown_deadline_hands_back_the_leases_of_busy_threads() {
         .arg(ns.key("hold", "pending"))
         .arg(0)
         .arg(-1)
-        .query(&mut support::raw())
+        .query(&mut raw())
         .unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].contains(id.as_str()));
@@ -370,7 +371,7 @@ fn shutdown_deadline_hands_back_the_leases_of_busy_threads() {
 #[test]
 fn expired_leases_are_recovered_to_the_head_of_the_queue_in_order() {
     let ns = TestNs::new();
-    let mut con = support::raw();
+    let mut con = raw();
     let _: () = redis::cmd("RPUSH")
         .arg(ns.key("later", "pending"))
         .arg("c")
@@ -421,7 +422,7 @@ fn a_running_worker_recovers_a_dead_consumer_s_tasks_by_itself() {
     let key = ns.name.clone();
     // A task held by a consumer that died: its lease has run out.
     let id = later::enqueue(&backend, key.clone()).unwrap();
-    let mut con = support::raw();
+    let mut con = raw();
     let _: () = redis::cmd("LMOVE")
         .arg(ns.key("later", "pending"))
         .arg(ns.key("later", "claimed:dead-consumer"))

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redisq::{fifo, Priority, TaskId, TaskStatus, Worker};
-use support::{raw, redis_url, wait_until, TestNs};
+use redisq_test_support::{raw, redis_url, wait_until};
+use support::TestNs;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -1,5 +1,6 @@
-//! What the examples' end-to-end tests share: the Redis they use, removing a namespace's
-//! keys, and a server running in the test's own process until it is stopped.
+//! What the examples' end-to-end tests share beyond `redisq_test_support` (the Redis they
+//! use, namespaces removed on drop, a private Redis): a server running in the test's own
+//! process until it is stopped, and awaiting with a time limit.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -13,33 +14,6 @@ use tokio::task::JoinHandle;
 
 /// How long a server may take to stop.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
-
-/// The Redis server the tests use (`REDIS_URL`, default loopback).
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// Deletes every key of `namespace` (SCAN MATCH + DEL).
-pub fn delete_keys(namespace: &str) -> redis::RedisResult<()> {
-    let mut con = redis::Client::open(redis_url())?.get_connection()?;
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{namespace}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query(&mut con)?;
-        if !keys.is_empty() {
-            redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
-}
 
 /// Awaits `future`, failing the test after `limit`.
 pub async fn within<F: Future + Unpin>(limit: Duration, future: F) -> F::Output {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 fn main() {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    redisq_test_support::init_logging();
+    let url = redisq_test_support::redis_url();
     let ns = std::env::var("REDISQ_NS").unwrap_or_else(|_| "crash".to_owned());
     let backend = redisq::RedisQueueBackend::new(&url)
         .expect("valid REDIS_URL")

@@ -1,73 +1,29 @@
-//! Shared test support: a unique namespace per test on the real Redis server, removed on drop,
-//! and waiting on conditions with a deadline.
+//! What this tree's tests add to `redisq_test_support`: [`TestNs`], a namespace of one
+//! test's own on the shared Redis server (removed on drop) with its backend at hand.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::ops::Deref;
 
-use redisq::{RedisQueueBackend, TaskId};
+use redisq::RedisQueueBackend;
+use redisq_test_support::{init_logging, Namespace};
 
-/// The Redis server the tests use (`REDIS_URL`, default loopback).
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A raw connection, for checks and for producing tasks without redisq.
-pub fn raw() -> redis::Connection {
-    redis::Client::open(redis_url())
-        .expect("redis url")
-        .get_connection()
-        .expect("redis is running (scripts/ensure-redis.sh starts it)")
-}
-
-/// A namespace of its own for one test; its keys are deleted when it drops.
+/// A namespace of its own for one test, with a backend in it; its keys are deleted when it
+/// drops. It derefs to the [`Namespace`] for `key`, `keys`, `llen` and `rpush`.
 pub struct TestNs {
     pub name: String,
     pub backend: RedisQueueBackend,
+    namespace: Namespace,
 }
 
 impl TestNs {
     pub fn new() -> TestNs {
-        let _ = env_logger::builder().is_test(true).try_init();
-        let name = format!("test-{}", TaskId::generate());
-        let backend = RedisQueueBackend::new(&redis_url())
-            .expect("backend")
-            .with_namespace(name.clone())
-            .with_block_timeout(Duration::from_millis(200));
-        TestNs { name, backend }
-    }
-
-    /// The key of a queue's list, e.g. `key("emails", "pending")`.
-    pub fn key(&self, queue: &str, what: &str) -> String {
-        format!("{}:{{{}}}:{}", self.name, queue, what)
-    }
-
-    /// Every key of this namespace.
-    pub fn keys(&self) -> Vec<String> {
-        let mut con = raw();
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}:*", self.name))
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut con)
-                .expect("scan");
-            keys.extend(batch);
-            if next == 0 {
-                return keys;
-            }
-            cursor = next;
+        init_logging();
+        let namespace = Namespace::new();
+        TestNs {
+            name: namespace.name().to_owned(),
+            backend: namespace.backend(),
+            namespace,
         }
-    }
-
-    pub fn llen(&self, queue: &str, what: &str) -> usize {
-        redis::cmd("LLEN")
-            .arg(self.key(queue, what))
-            .query(&mut raw())
-            .expect("llen")
     }
 
     /// The dead letters of a queue, oldest first.
@@ -79,34 +35,12 @@ impl TestNs {
         letters.reverse();
         letters
     }
-
-    /// Pushes a raw payload, as a producer in another language would.
-    pub fn rpush(&self, queue: &str, payload: &str) {
-        let _: () = redis::cmd("RPUSH")
-            .arg(self.key(queue, "pending"))
-            .arg(payload)
-            .query(&mut raw())
-            .expect("rpush");
-    }
 }
 
-impl Drop for TestNs {
-    fn drop(&mut self) {
-        let keys = self.keys();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut raw());
-        }
-    }
-}
+impl Deref for TestNs {
+    type Target = Namespace;
 
-/// Waits until `cond` holds, panicking with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    fn deref(&self) -> &Namespace {
+        &self.namespace
     }
 }
