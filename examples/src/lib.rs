@@ -4,6 +4,8 @@
 //! integration tests (`tests/gps.rs`) can start it in their own process; so does the job
 //! API (`jobs_api`, `jobs_worker`), in [`jobs`], tested by `tests/jobs.rs`.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod gps;
 pub mod jobs;
 

@@ -35,7 +35,7 @@ fn json<T: Serialize + ?Sized>(value: &T, pretty: bool) -> Result<String, Failur
 }
 
 /// `redisq info`: the figures once, or every `watch` until interrupted.
-pub fn info(ctx: &Ctx, as_json: bool, watch: Option<Duration>) -> Result<(), Failure> {
+pub(crate) fn info(ctx: &Ctx, as_json: bool, watch: Option<Duration>) -> Result<(), Failure> {
     let Some(every) = watch else {
         let stats = ctx.backend.stats()?;
         let text = if as_json {
@@ -172,7 +172,7 @@ fn render_info(ctx: &Ctx, stats: &Stats) -> String {
 }
 
 /// `redisq task ID`.
-pub fn task(ctx: &Ctx, id: &str, as_json: bool) -> Result<(), Failure> {
+pub(crate) fn task(ctx: &Ctx, id: &str, as_json: bool) -> Result<(), Failure> {
     let Some(task) = ctx.backend.task(&TaskId::from(id))? else {
         return Err(Failure::Runtime(format!(
             "task {id} not found (unknown or expired)"
@@ -229,7 +229,7 @@ fn status_name(status: TaskStatus) -> String {
 }
 
 /// `redisq dead list QUEUE`.
-pub fn dead_list(
+pub(crate) fn dead_list(
     ctx: &Ctx,
     queue: &str,
     offset: usize,
@@ -276,7 +276,7 @@ pub fn dead_list(
 }
 
 /// `redisq dead requeue QUEUE (ID | --all)`: `id` is `None` for all.
-pub fn dead_requeue(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<(), Failure> {
+pub(crate) fn dead_requeue(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<(), Failure> {
     match id {
         Some(id) => {
             if ctx.backend.requeue_dead(queue, id)? {
@@ -295,7 +295,7 @@ pub fn dead_requeue(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<(), Fail
 }
 
 /// `redisq dead purge QUEUE [--yes]`.
-pub fn dead_purge(ctx: &Ctx, queue: &str, yes: bool) -> Result<(), Failure> {
+pub(crate) fn dead_purge(ctx: &Ctx, queue: &str, yes: bool) -> Result<(), Failure> {
     if !yes {
         if !io::stdin().is_terminal() {
             return Err(Failure::Usage(format!(
@@ -323,7 +323,7 @@ pub fn dead_purge(ctx: &Ctx, queue: &str, yes: bool) -> Result<(), Failure> {
 }
 
 /// `redisq recover [QUEUE]`.
-pub fn recover(ctx: &Ctx, queue: Option<&str>) -> Result<(), Failure> {
+pub(crate) fn recover(ctx: &Ctx, queue: Option<&str>) -> Result<(), Failure> {
     let text = match queue {
         Some(queue) => {
             let moved = ctx.backend.recover_stale(queue)?;
@@ -338,7 +338,7 @@ pub fn recover(ctx: &Ctx, queue: Option<&str>) -> Result<(), Failure> {
 }
 
 /// `redisq health`: fails (exit 1) when Redis does not answer.
-pub fn health(ctx: &Ctx, as_json: bool) -> Result<(), Failure> {
+pub(crate) fn health(ctx: &Ctx, as_json: bool) -> Result<(), Failure> {
     let health = ctx.backend.health()?;
     let text = if as_json {
         json(&health, true)?

@@ -1,25 +1,24 @@
 //! Plain-text rendering for the terminal: padded tables, times, ages and figures.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How a column's cells line up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 /// A table of padded columns separated by two spaces, headed by upper-case names.
 #[derive(Debug)]
-pub struct Table {
+pub(crate) struct Table {
     header: Vec<(&'static str, Align)>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     /// An empty table with these columns.
-    pub fn new(header: &[(&'static str, Align)]) -> Table {
+    pub(crate) fn new(header: &[(&'static str, Align)]) -> Table {
         Table {
             header: header.to_vec(),
             rows: Vec::new(),
@@ -27,12 +26,12 @@ impl Table {
     }
 
     /// Adds a row; missing cells are blank and extra cells are dropped.
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
     /// The header and rows, each line ending in a newline, without trailing spaces.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let cell = |row: &[String], i: usize| row.get(i).map_or("", String::as_str).to_owned();
         let widths: Vec<usize> = self
             .header
@@ -81,49 +80,24 @@ fn width(text: &str) -> usize {
 }
 
 /// The current Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
-/// A Unix time in milliseconds as RFC 3339 in UTC: `2023-11-14T22:13:20.500Z`.
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let (year, month, day) = civil_from_days(days);
-    let rest = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
-        ms % 1000
-    )
-}
-
-/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are in range by construction (1..=31 and 1..=12).
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
+/// A Unix time in milliseconds as RFC 3339 in UTC: `2023-11-14T22:13:20.500Z` (the bare
+/// number when it is past what a date can say).
+pub(crate) fn rfc3339(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || ms.to_string(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
 }
 
 /// A span of milliseconds, short: `850ms`, `12s`, `3m05s`, `2h03m`, `4d02h`.
-pub fn span(ms: u64) -> String {
+pub(crate) fn span(ms: u64) -> String {
     let secs = ms / 1000;
     match secs {
         0 => format!("{ms}ms"),
@@ -135,7 +109,7 @@ pub fn span(ms: u64) -> String {
 }
 
 /// How long ago `then` was at `now` (both Unix ms): `3s ago`, or `in 3s` for a future time.
-pub fn age(now: u64, then: u64) -> String {
+pub(crate) fn age(now: u64, then: u64) -> String {
     if then <= now {
         format!("{} ago", span(now - then))
     } else {
@@ -144,12 +118,12 @@ pub fn age(now: u64, then: u64) -> String {
 }
 
 /// A time as RFC 3339 and its age: `2023-11-14T22:13:20.500Z (3s ago)`.
-pub fn time_and_age(now: u64, then: u64) -> String {
+pub(crate) fn time_and_age(now: u64, then: u64) -> String {
     format!("{} ({})", rfc3339(then), age(now, then))
 }
 
 /// A figure with a precision that suits its size: `0.25`, `12.5`, `340`.
-pub fn figure(v: f64) -> String {
+pub(crate) fn figure(v: f64) -> String {
     if !v.is_finite() {
         return "-".to_owned();
     }
@@ -164,7 +138,7 @@ pub fn figure(v: f64) -> String {
 }
 
 /// A byte count in binary units: `512 B`, `1.5 MiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -179,7 +153,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// Labelled lines, the labels padded to one width: `status:   done`.
-pub fn fields(rows: &[(&str, String)]) -> String {
+pub(crate) fn fields(rows: &[(&str, String)]) -> String {
     let w = rows.iter().map(|(k, _)| width(k)).max().unwrap_or(0) + 1;
     let mut out = String::new();
     for (key, value) in rows {
@@ -192,7 +166,7 @@ pub fn fields(rows: &[(&str, String)]) -> String {
 
 /// The first line of `text`, marked with `…` when more followed or it was cut at `max`
 /// characters.
-pub fn first_line(text: &str, max: usize) -> String {
+pub(crate) fn first_line(text: &str, max: usize) -> String {
     let line = text.lines().next().unwrap_or("");
     let more = line.len() < text.trim_end().len();
     if line.chars().count() > max {

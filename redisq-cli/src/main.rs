@@ -8,7 +8,7 @@
 //! Exit codes: 0 success; 1 a runtime error (Redis unavailable, a task not found, …);
 //! 2 a usage error.
 
-#![warn(clippy::unwrap_used)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod commands;
 mod format;
@@ -263,32 +263,25 @@ fn describe_url(given: Option<&str>) -> String {
 /// `url` with its password replaced by `***`, in the user part and in a `pass`/`password`
 /// query parameter (`redis+unix:///run/redis.sock?pass=…`).
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(an unparsable URL)".to_owned();
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
+    if parsed.password().is_some() {
+        // Only fails for URLs that cannot have a password, and this one has one.
+        let _ = parsed.set_password(Some("***"));
+    }
+    let secret = |key: &str| key == "pass" || key == "password";
+    if parsed.query_pairs().any(|(key, _)| secret(&key)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if secret(&key) { "***".into() } else { value };
+                (key.into_owned(), value.into_owned())
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.into()
 }
 
 #[cfg(test)]
@@ -314,6 +307,7 @@ mod tests {
             redact("redis+unix:///tmp/r.sock?db=1&pass=x"),
             "redis+unix:///tmp/r.sock?db=1&pass=***"
         );
+        assert_eq!(redact("not a url :secret@"), "(an unparsable URL)");
     }
 
     #[test]

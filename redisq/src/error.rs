@@ -154,4 +154,3 @@ mod tests {
         .is_retryable());
     }
 }
-

@@ -24,7 +24,7 @@
 //! Delivery is at-least-once by default: see [`Delivery`]. The wire format and every
 //! Redis key are described in the repository's `ARCHITECTURE.md`.
 
-#![warn(clippy::unwrap_used)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod backend;
 mod clock;

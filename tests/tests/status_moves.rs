@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redisq::{fifo, TaskContext, TaskStatus, Worker};
-use support::{wait_until, TestNs};
+use redisq_test_support::wait_until;
+use support::TestNs;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -47,7 +48,7 @@ fn hold(key: String) {
 /// Fails until `key` is open; never retried.
 #[fifo(queue = "moves-once", retries = 0)]
 fn once(key: String) -> Result<(), String> {
-    if OPEN.lock().unwrap().iter().any(|k| *k == key) {
+    if OPEN.lock().unwrap().contains(&key) {
         Ok(())
     } else {
         Err("not yet".to_owned())
@@ -85,14 +86,23 @@ fn a_retried_task_is_queued_with_a_position_then_processing() {
         backend.task(&id).unwrap().map(|t| t.status) == Some(TaskStatus::Processing)
     });
     let running = backend.task(&id).unwrap().unwrap();
-    assert!(running.worker.is_some() && running.started_at.is_some(), "{running:?}");
+    assert!(
+        running.worker.is_some() && running.started_at.is_some(),
+        "{running:?}"
+    );
     assert_eq!(running.queue_position, None);
 
     open(&retry_key);
     let done = backend.wait(&id, WAIT).unwrap().unwrap();
     assert_eq!(done.status, TaskStatus::Done, "{done:?}");
-    assert_eq!((done.attempts, &done.result), (2, &Some(serde_json::json!(2))));
-    assert!(done.started_at.is_some() && done.worker.is_some(), "{done:?}");
+    assert_eq!(
+        (done.attempts, &done.result),
+        (2, &Some(serde_json::json!(2)))
+    );
+    assert!(
+        done.started_at.is_some() && done.worker.is_some(),
+        "{done:?}"
+    );
     workers.shutdown();
 }
 

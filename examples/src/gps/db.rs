@@ -24,6 +24,9 @@ pub enum DbError {
     /// No connection could be had from the pool in time.
     #[error("no database connection: {0}")]
     Pool(#[from] r2d2::Error),
+    /// The pool is being dropped.
+    #[error("the database pool is closed")]
+    Closed,
     /// The schema name is not a plain identifier.
     #[error("invalid schema name `{0}`: use letters, digits and `_`, not starting with a digit")]
     Schema(String),
@@ -132,9 +135,12 @@ impl r2d2::HandleError<postgres::Error> for LogCauses {
 }
 
 impl PoolCloser {
-    fn pool(&self) -> &Pool {
-        // Invariant: `Some` until drop.
-        self.0.as_ref().expect("the pool is open until dropped")
+    /// A connection from the pool (which is there until drop).
+    fn get(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, DbError> {
+        match &self.0 {
+            Some(pool) => Ok(pool.get()?),
+            None => Err(DbError::Closed),
+        }
     }
 }
 
@@ -209,7 +215,7 @@ impl Database {
     pub fn client(
         &self,
     ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, DbError> {
-        Ok(self.pool.pool().get()?)
+        self.pool.get()
     }
 
     /// Inserts `points` into `table`, ignoring those whose (id, timestamp) is already

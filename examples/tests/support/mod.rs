@@ -16,15 +16,15 @@ use tokio::task::JoinHandle;
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Awaits `future`, failing the test after `limit`.
-pub async fn within<F: Future + Unpin>(limit: Duration, future: F) -> F::Output {
+pub(crate) async fn within<F: Future + Unpin>(limit: Duration, future: F) -> F::Output {
     tokio::time::timeout(limit, future).await.expect("in time")
 }
 
 /// The shutdown future a served example is given.
-pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A server running in this process until [`Server::stop`].
-pub struct Server<E> {
+pub(crate) struct Server<E> {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), E>>,
@@ -32,7 +32,7 @@ pub struct Server<E> {
 
 impl<E: std::fmt::Debug + Send + 'static> Server<E> {
     /// Binds a free loopback port and runs `serve` on it.
-    pub async fn start<F, Fut>(serve: F) -> Server<E>
+    pub(crate) async fn start<F, Fut>(serve: F) -> Server<E>
     where
         F: FnOnce(TcpListener, Shutdown) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
@@ -52,12 +52,12 @@ impl<E: std::fmt::Debug + Send + 'static> Server<E> {
     }
 
     /// The URL of `path` on this server.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Triggers the shutdown and waits for the server to return.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

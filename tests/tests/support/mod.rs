@@ -9,14 +9,14 @@ use redisq_test_support::{init_logging, Namespace};
 
 /// A namespace of its own for one test, with a backend in it; its keys are deleted when it
 /// drops. It derefs to the [`Namespace`] for `key`, `keys`, `llen` and `rpush`.
-pub struct TestNs {
-    pub name: String,
-    pub backend: RedisQueueBackend,
+pub(crate) struct TestNs {
+    pub(crate) name: String,
+    pub(crate) backend: RedisQueueBackend,
     namespace: Namespace,
 }
 
 impl TestNs {
-    pub fn new() -> TestNs {
+    pub(crate) fn new() -> TestNs {
         init_logging();
         let namespace = Namespace::new();
         TestNs {
@@ -27,7 +27,7 @@ impl TestNs {
     }
 
     /// The dead letters of a queue, oldest first.
-    pub fn dead(&self, queue: &str) -> Vec<redisq::DeadLetter> {
+    pub(crate) fn dead(&self, queue: &str) -> Vec<redisq::DeadLetter> {
         let mut letters = self
             .backend
             .dead_letters(queue, 0, 100_000)
