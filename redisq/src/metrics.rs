@@ -92,132 +92,154 @@ struct Family {
     samples: Vec<(Labels, Value)>,
 }
 
+/// A figure of one queue: its family's name, help and type, and how to read it.
+type PerQueue = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&QueueStats) -> Option<Value>,
+);
+
+/// The figures written once per queue, after `redisq_pending`, in this order.
+const PER_QUEUE: [PerQueue; 9] = [
+    (
+        "redisq_processing",
+        "Tasks taken by workers and not yet acknowledged.",
+        MetricType::Gauge,
+        |q| Some(Value::Int(q.processing)),
+    ),
+    (
+        "redisq_scheduled",
+        "Delayed tasks and retries waiting to be due.",
+        MetricType::Gauge,
+        |q| Some(Value::Int(q.scheduled)),
+    ),
+    (
+        "redisq_dead",
+        "Dead letters held.",
+        MetricType::Gauge,
+        |q| Some(Value::Int(q.dead)),
+    ),
+    (
+        "redisq_processed",
+        "Tasks (batch items) that succeeded.",
+        MetricType::Counter,
+        |q| Some(Value::Int(q.processed)),
+    ),
+    (
+        "redisq_failed",
+        "Attempts that failed.",
+        MetricType::Counter,
+        |q| Some(Value::Int(q.failed)),
+    ),
+    (
+        "redisq_retried",
+        "Failed attempts scheduled to run again.",
+        MetricType::Counter,
+        |q| Some(Value::Int(q.retried)),
+    ),
+    (
+        "redisq_dead_lettered",
+        "Tasks set aside as dead letters.",
+        MetricType::Counter,
+        |q| Some(Value::Int(q.dead_lettered)),
+    ),
+    (
+        "redisq_throughput_per_second",
+        "Tasks that succeeded per second over the last minute.",
+        MetricType::Gauge,
+        |q| Some(Value::Float(q.throughput_per_second)),
+    ),
+    (
+        "redisq_last_processed_timestamp_seconds",
+        "When a task last succeeded, Unix time in seconds.",
+        MetricType::Gauge,
+        |q| q.last_processed.map(|ms| Value::Float(ms as f64 / 1000.0)),
+    ),
+];
+
+/// The latency figures of each queue that has samples, labelled `quantile`.
+type Latency = (&'static str, &'static str, fn(&QueueStats) -> &Percentiles);
+
+const LATENCIES: [Latency; 2] = [
+    (
+        "redisq_wait_milliseconds",
+        "Time from enqueue to start over the last tasks sampled.",
+        |q| &q.wait_ms,
+    ),
+    (
+        "redisq_run_milliseconds",
+        "Run time over the last tasks sampled.",
+        |q| &q.run_ms,
+    ),
+];
+
 /// The families of a [`Stats`], in the order they are written.
 fn families(stats: &Stats) -> Vec<Family> {
-    use MetricType::{Counter, Gauge};
     let queues = &stats.queue_stats;
-    let per_queue = |name, help, kind, value: &dyn Fn(&QueueStats) -> Option<Value>| Family {
-        name,
-        help,
-        kind,
-        samples: queues
-            .iter()
-            .filter_map(|(queue, q)| Some((vec![("queue", queue.clone())], value(q)?)))
-            .collect(),
+    let labels = |queue: &String, extra: Option<(&'static str, &str)>| {
+        let mut labels = vec![("queue", queue.clone())];
+        labels.extend(extra.map(|(k, v)| (k, v.to_owned())));
+        labels
     };
-    let quantiles = |name, help, of: &dyn Fn(&QueueStats) -> &Percentiles| Family {
-        name,
-        help,
+    let pending = queues.iter().flat_map(|(queue, q)| {
+        [
+            ("high", q.priority_queue_size),
+            ("normal", q.queue_size),
+            ("low", q.low_queue_size),
+        ]
+        .map(|(lane, n)| (labels(queue, Some(("lane", lane))), Value::Int(n)))
+    });
+    let mut families = vec![Family {
+        name: "redisq_pending",
+        help: "Tasks waiting in a lane of a queue.",
         kind: MetricType::Gauge,
-        samples: queues
+        samples: pending.collect(),
+    }];
+    for (name, help, kind, read) in PER_QUEUE {
+        let samples = queues
+            .iter()
+            .filter_map(|(queue, q)| Some((labels(queue, None), read(q)?)))
+            .collect();
+        families.push(Family {
+            name,
+            help,
+            kind,
+            samples,
+        });
+    }
+    for (name, help, of) in LATENCIES {
+        let samples = queues
             .iter()
             .filter(|(_, q)| of(q).samples > 0)
             .flat_map(|(queue, q)| {
                 let p = of(q);
                 [("0.5", p.p50), ("0.95", p.p95), ("0.99", p.p99)].map(|(quantile, v)| {
-                    (
-                        vec![("queue", queue.clone()), ("quantile", quantile.to_owned())],
-                        Value::Float(v),
-                    )
+                    (labels(queue, Some(("quantile", quantile))), Value::Float(v))
                 })
             })
-            .collect(),
-    };
-    let int = |v: u64| Some(Value::Int(v));
-    vec![
-        Family {
-            name: "redisq_pending",
-            help: "Tasks waiting in a lane of a queue.",
-            kind: Gauge,
-            samples: queues
-                .iter()
-                .flat_map(|(queue, q)| {
-                    [
-                        ("high", q.priority_queue_size),
-                        ("normal", q.queue_size),
-                        ("low", q.low_queue_size),
-                    ]
-                    .map(|(lane, n)| {
-                        (
-                            vec![("queue", queue.clone()), ("lane", lane.to_owned())],
-                            Value::Int(n),
-                        )
-                    })
-                })
-                .collect(),
-        },
-        per_queue(
-            "redisq_processing",
-            "Tasks taken by workers and not yet acknowledged.",
-            Gauge,
-            &|q| int(q.processing),
-        ),
-        per_queue(
-            "redisq_scheduled",
-            "Delayed tasks and retries waiting to be due.",
-            Gauge,
-            &|q| int(q.scheduled),
-        ),
-        per_queue("redisq_dead", "Dead letters held.", Gauge, &|q| int(q.dead)),
-        per_queue(
-            "redisq_processed",
-            "Tasks (batch items) that succeeded.",
-            Counter,
-            &|q| int(q.processed),
-        ),
-        per_queue("redisq_failed", "Attempts that failed.", Counter, &|q| {
-            int(q.failed)
-        }),
-        per_queue(
-            "redisq_retried",
-            "Failed attempts scheduled to run again.",
-            Counter,
-            &|q| int(q.retried),
-        ),
-        per_queue(
-            "redisq_dead_lettered",
-            "Tasks set aside as dead letters.",
-            Counter,
-            &|q| int(q.dead_lettered),
-        ),
-        per_queue(
-            "redisq_throughput_per_second",
-            "Tasks that succeeded per second over the last minute.",
-            Gauge,
-            &|q| Some(Value::Float(q.throughput_per_second)),
-        ),
-        per_queue(
-            "redisq_last_processed_timestamp_seconds",
-            "When a task last succeeded, Unix time in seconds.",
-            Gauge,
-            &|q| q.last_processed.map(|ms| Value::Float(ms as f64 / 1000.0)),
-        ),
-        quantiles(
-            "redisq_wait_milliseconds",
-            "Time from enqueue to start over the last tasks sampled.",
-            &|q| &q.wait_ms,
-        ),
-        quantiles(
-            "redisq_run_milliseconds",
-            "Run time over the last tasks sampled.",
-            &|q| &q.run_ms,
-        ),
-        Family {
-            name: "redisq_workers_alive",
-            help: "Worker processes whose heartbeat is within a lease.",
-            kind: Gauge,
-            samples: vec![(
-                Vec::new(),
-                Value::Int(stats.processor_stats.workers_alive as u64),
-            )],
-        },
-        Family {
-            name: "redisq_redis_connected",
-            help: "Whether Redis answered: 1 or 0.",
-            kind: Gauge,
-            samples: vec![(Vec::new(), Value::Int(u64::from(stats.redis_connected)))],
-        },
-    ]
+            .collect();
+        families.push(Family {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            samples,
+        });
+    }
+    let alive = stats.processor_stats.workers_alive as u64;
+    families.push(Family {
+        name: "redisq_workers_alive",
+        help: "Worker processes whose heartbeat is within a lease.",
+        kind: MetricType::Gauge,
+        samples: vec![(Vec::new(), Value::Int(alive))],
+    });
+    families.push(Family {
+        name: "redisq_redis_connected",
+        help: "Whether Redis answered: 1 or 0.",
+        kind: MetricType::Gauge,
+        samples: vec![(Vec::new(), Value::Int(u64::from(stats.redis_connected)))],
+    });
+    families
 }
 
 /// The collector registered for one rendering.
