@@ -6,11 +6,14 @@
 //! function plus a registration, written against `redisq`'s hidden `__private`
 //! module.
 //!
-//! The crate is split by stage: `args` parses the attribute's arguments and
-//! `expand` checks the function and generates the code.
+//! The crate is split by stage: `args` parses the attribute's arguments,
+//! `signature` checks the function's signature and returns its parameters,
+//! `types` classifies and rewrites the types in it, and `expand` generates the code.
 
 mod args;
 mod expand;
+mod signature;
+mod types;
 
 use proc_macro::TokenStream;
 
