@@ -1,30 +1,36 @@
-//! Code generation: turns a function with a checked signature into a task.
+//! Code generation: the items of a task, one function per generated item, over
+//! its [`Plan`].
 //!
 //! For `fn send_email(to: String) -> R { BODY }` this emits
 //!
 //! - `fn __redisq_run_send_email(to: String) -> R { BODY }`, private and hidden,
-//!   with the original attributes, parameters and body, so the body keeps its scope;
+//!   with the original attributes, parameters and body, so the body keeps its scope
+//!   ([`hidden_fn`]);
 //! - `fn send_email(to: String) -> ::redisq::Result<::redisq::TaskId>`, with the
 //!   original visibility and docs, which enqueues the call on the global backend
 //!   (with `fallback = "inline"`: `-> ::redisq::Result<::redisq::Dispatch<R>>`, running
-//!   the body inline when Redis is unreachable);
-//! - `mod send_email`, with the original visibility, holding `NAME`, `QUEUE`, the
-//!   hidden `DEF` registered through `inventory`, `run` (the body, inline),
-//!   `enqueue`, `enqueue_to`, `enqueue_many`, `enqueue_or_run`, `enqueue_in` and
-//!   `enqueue_at` (on an explicit backend).
+//!   the body inline when Redis is unreachable) ([`plain_fn`]);
+//! - `mod send_email`, with the original visibility ([`module`]), holding `NAME`,
+//!   `QUEUE` ([`consts`]), the hidden `DEF` registered through `inventory`
+//!   ([`registration`]), `run` (the body, inline), `enqueue`, `enqueue_to`,
+//!   `enqueue_many`, `enqueue_or_run`, `enqueue_in`, `enqueue_at` (on an explicit
+//!   backend), `result`, the builder `with(..)` ([`with_builder`],
+//!   [`with_methods`]) and `__redisq_call`, which a worker calls ([`call`]).
 //!
-//! When the attribute or the signature is wrong, the errors are emitted next to
-//! the unchanged function, so the user sees them and nothing that follows from them.
+//! [`fifo`] is the pipeline: it parses the attribute, checks the signature, makes
+//! the plan and assembles the items ([`task`]). When the attribute or the
+//! signature is wrong, the errors are emitted next to the unchanged function, so
+//! the user sees them and nothing that follows from them.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::ext::IdentExt;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, Error, Ident, ItemFn, ReturnType, Type};
+use syn::{Error, ItemFn};
 
 use crate::args::FifoArgs;
-use crate::signature::{check_batch, check_signature, not_a_function, Param, RESERVED_PREFIX};
-use crate::types::{classify_output, reparent, result_ok_type, vec_item, Output};
+use crate::plan::{Batch, Plan};
+use crate::signature::{check_batch, check_signature, not_a_function};
+use crate::types::Output;
 
 /// Expands `#[fifo(args)] item`. Never fails: errors become `compile_error!`.
 pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -45,7 +51,7 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
         (_, params) => params,
     };
     match (args, params) {
-        (Ok(args), Ok(params)) => expand(&args, &func, &params),
+        (Ok(args), Ok(params)) => task(&Plan::new(&args, &func, &params)),
         (args, params) => {
             let mut errors: Option<Error> = None;
             for error in [args.err(), params.err()].into_iter().flatten() {
@@ -60,43 +66,39 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Whether `attr` is documentation (`///`, `//!` or `#[doc = ...]`/`#[doc(...)]`).
-fn is_doc(attr: &Attribute) -> bool {
-    attr.path().is_ident("doc")
+/// The generated items of a valid task: the hidden body, the enqueuing function
+/// and the module.
+fn task(plan: &Plan<'_>) -> TokenStream {
+    let hidden = hidden_fn(plan);
+    let plain = plain_fn(plan);
+    let module = module(plan);
+    quote! {
+        #hidden
+        #plain
+        #module
+    }
 }
 
-/// Whether `attr` must also apply to the generated enqueuing function and module:
-/// `cfg` (so they exist exactly when the body does) and `allow` (so a lint the
-/// user silenced on the function stays silenced on what replaces it).
-fn is_shared(attr: &Attribute) -> bool {
-    attr.path().is_ident("cfg") || attr.path().is_ident("allow")
+/// `&Default::default()`: the options of a call made without `with(..)`.
+fn default_options() -> TokenStream {
+    quote!(&::core::default::Default::default())
 }
 
-/// The generated code for a valid attribute on a valid function.
-fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
-    let ItemFn {
+/// The hidden function: the original attributes (but the docs), signature
+/// (parameters with their `mut`, return type) and body, under a reserved name.
+fn hidden_fn(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
         attrs,
-        vis,
-        sig,
+        run_sig,
         block,
-    } = func;
-    let ident = &sig.ident;
-    let run_ident = format_ident!("{}run_{}", RESERVED_PREFIX, ident.unraw());
-    let queue = &args.queue;
-
-    let docs = attrs.iter().filter(|a| is_doc(a));
-    let other_attrs = attrs.iter().filter(|a| !is_doc(a));
-    let shared_attrs: Vec<&Attribute> = attrs.iter().filter(|a| is_shared(a)).collect();
-
-    // The hidden function: the original signature (parameters with their `mut`,
-    // return type) and body under a reserved name.
-    let mut run_sig = sig.clone();
-    run_sig.ident = run_ident.clone();
+        ..
+    } = plan;
+    let other = &attrs.other;
     // The lints allowed are those the user cannot act on: owned arguments and no
     // `const` are required by #[fifo]; the enqueuing function and `enqueue` take
     // the same arguments (plus a backend).
-    let hidden = quote! {
-        #(#other_attrs)*
+    quote! {
+        #(#other)*
         #[doc(hidden)]
         #[allow(
             non_snake_case,
@@ -105,292 +107,494 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             clippy::missing_const_for_fn
         )]
         #run_sig #block
-    };
+    }
+}
 
-    // Parameter lists: in the function's module, and inside the generated module.
-    let idents: Vec<&Ident> = params.iter().map(|p| p.ident).collect();
-    let outer_params = params.iter().map(|Param { ident, ty }| quote!(#ident: #ty));
-    let inner_types: Vec<Type> = params.iter().map(|p| reparent(p.ty)).collect();
-    let inner_params: Vec<TokenStream> = idents
-        .iter()
-        .zip(&inner_types)
-        .map(|(ident, ty)| quote!(#ident: #ty))
-        .collect();
-    let names = params.iter().map(|p| p.ident.unraw().to_string());
-    let args_tuple = if params.is_empty() {
-        quote!(&[(); 0])
-    } else {
-        quote!(&(#(#idents,)*))
+/// The plain call `send_email(..)`, with the function's docs and visibility: it
+/// enqueues on the global backend, and with `fallback = "inline"` runs the body
+/// here when Redis is unreachable.
+fn plain_fn(plan: &Plan<'_>) -> TokenStream {
+    let Plan { attrs, docs, .. } = plan;
+    let (user_docs, separator, enqueue_doc, shared) =
+        (&attrs.docs, &docs.separator, &docs.enqueue, &attrs.shared);
+    let call = match (&plan.batch, plan.fallback_inline) {
+        (None, false) => plain_enqueue(plan),
+        (None, true) => plain_enqueue_or_run(plan),
+        (Some(batch), false) => plain_enqueue_batch(plan, batch),
+        (Some(batch), true) => plain_enqueue_or_run_batch(plan, batch),
     };
-    // The same, by reference, for calls that keep the arguments to run them inline.
-    let args_ref_tuple = if params.is_empty() {
-        quote!(&[(); 0])
-    } else {
-        quote!(&(#(&#idents,)*))
-    };
-    let inner_output = match &sig.output {
-        ReturnType::Default => quote!(),
-        ReturnType::Type(arrow, ty) => {
-            let ty = reparent(ty);
-            quote!(#arrow #ty)
-        }
-    };
-    // What the body returns, as a type: in the function's module and inside the
-    // generated module.
-    let (outer_ret, inner_ret) = match &sig.output {
-        ReturnType::Default => (quote!(()), quote!(())),
-        ReturnType::Type(_, ty) => {
-            let inner = reparent(ty);
-            (quote!(#ty), quote!(#inner))
-        }
-    };
-    // `backend`, `delay`, `at`, `queue`, `items`, `item` unless a task parameter already
-    // has that name.
-    let own_param = |name: &str| {
-        if idents.iter().any(|i| *i == name) {
-            format_ident!("{}{}", RESERVED_PREFIX, name)
-        } else {
-            format_ident!("{}", name)
-        }
-    };
-    let backend = own_param("backend");
-    let delay = own_param("delay");
-    let at = own_param("at");
-    let queue_param = own_param("queue");
-    let items = own_param("items");
-    let item = own_param("item");
+    quote! {
+        #(#user_docs)*
+        #separator
+        #[doc = #enqueue_doc]
+        #(#shared)*
+        #[allow(dead_code, clippy::too_many_arguments)]
+        #call
+    }
+}
 
-    // What one enqueued call takes: the arguments, or for a batch task one item. Then the
-    // argument tuple that is serialized (by value, and by reference for calls that keep
-    // the arguments to run them inline), and what `enqueue_many` takes per call (the
-    // argument types as a tuple, except that one argument is its own type and none is
-    // `()`) with how it becomes the tuple.
-    let batch_item = args
-        .batch
-        .as_ref()
-        .and_then(|_| inner_types.first())
-        .and_then(vec_item)
-        .cloned();
-    let (call_params, call_args, item_ty, item_to_args) = match &batch_item {
-        Some(item_ty) => (
-            vec![quote!(#item: #item_ty)],
-            quote!(&(#item,)),
-            quote!(#item_ty),
-            quote!(.map(|__redisq_item| (__redisq_item,))),
-        ),
-        None => {
-            let (item_ty, item_to_args) = match inner_types.as_slice() {
-                [] => (quote!(()), quote!(.map(|()| [(); 0]))),
-                [ty] => (quote!(#ty), quote!(.map(|__redisq_item| (__redisq_item,)))),
-                types => (quote!((#(#types,)*)), quote!()),
-            };
-            (
-                inner_params.clone(),
-                args_tuple.clone(),
-                item_ty,
-                item_to_args,
+/// The plain call of a task: enqueues the call.
+fn plain_enqueue(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        vis, ident, params, ..
+    } = plan;
+    let (outer_params, args_tuple) = (&params.outer, &params.tuple);
+    let default_options = default_options();
+    quote! {
+        #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
+            ::redisq::__private::submit(
+                &::redisq::__private::global()?,
+                &#ident::DEF,
+                #default_options,
+                #args_tuple,
             )
         }
-    };
-    let default_options = quote!(&::core::default::Default::default());
-    let call_idents: Vec<&Ident> = match &batch_item {
-        Some(_) => vec![&item],
-        None => idents.clone(),
-    };
+    }
+}
 
-    // Intra-doc links to the module's functions, unless the name is a raw
-    // identifier, which a link cannot spell.
-    let (run_link, enqueue_link) = if ident.to_string().starts_with("r#") {
-        (format!("`{ident}::run`"), format!("`{ident}::enqueue`"))
-    } else {
-        (format!("[`{ident}::run`]"), format!("[`{ident}::enqueue`]"))
-    };
-    let what = if batch_item.is_some() {
-        "each item as its own task"
-    } else {
-        "the call"
-    };
-    let enqueue_doc = if args.fallback_inline {
-        format!(
-            " Calling this function enqueues {what} on queue `{queue}` through the global \
-             backend (see `redisq::init`) and returns `Dispatch::Queued` with the id(s). \
-             When Redis is unreachable (`redisq::Error::Unavailable`), it runs the body inline \
-             in this thread instead and returns `Dispatch::RanInline` with what the body \
-             returned (`#[fifo(fallback = \"inline\")]`); other errors are returned. Use \
-             {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
-            queue = queue.value(),
-        )
-    } else {
-        format!(
-            " Calling this function does not run it: it enqueues {what} on queue `{queue}` \
-             through the global backend (see `redisq::init`) and returns the id(s). Use \
-             {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
-            queue = queue.value(),
-        )
-    };
-    // The plain call: enqueue on the global backend, and with `fallback = "inline"`
-    // run the body here when Redis is unreachable.
-    let plain_call = match (&batch_item, args.fallback_inline) {
-        (None, false) => quote! {
-            #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::submit(
-                    &::redisq::__private::global()?,
-                    &#ident::DEF,
-                    #default_options,
-                    #args_tuple,
+/// The plain call of a task with `fallback = "inline"`: enqueues the call, or runs
+/// it inline.
+fn plain_enqueue_or_run(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        vis,
+        ident,
+        run_ident,
+        params,
+        ret,
+        ..
+    } = plan;
+    let (outer_params, idents, outer_ret) = (&params.outer, &params.idents, &ret.outer);
+    let (args_ref_tuple, default_options) = (&params.ref_tuple, default_options());
+    quote! {
+        #vis fn #ident(#(#outer_params),*)
+            -> ::redisq::Result<::redisq::Dispatch<#outer_ret>>
+        {
+            let __redisq_b = ::redisq::__private::global()?;
+            let __redisq_enqueued = ::redisq::__private::submit(
+                &__redisq_b,
+                &#ident::DEF,
+                #default_options,
+                #args_ref_tuple,
+            );
+            ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
+                #run_ident(#(#idents),*)
+            })
+        }
+    }
+}
+
+/// The plain call of a batch task: enqueues each item as its own task.
+fn plain_enqueue_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
+    let Plan {
+        vis, ident, params, ..
+    } = plan;
+    let (outer_params, items, default_options) = (&params.outer, &batch.items, default_options());
+    quote! {
+        #vis fn #ident(#(#outer_params),*)
+            -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>>
+        {
+            ::redisq::__private::submit_many(
+                &::redisq::__private::global()?,
+                &#ident::DEF,
+                #default_options,
+                ::core::iter::IntoIterator::into_iter(#items)
+                    .map(|__redisq_item| (__redisq_item,)),
+            )
+        }
+    }
+}
+
+/// The plain call of a batch task with `fallback = "inline"`: enqueues each item as
+/// its own task, or runs the body inline with all of them.
+fn plain_enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
+    let Plan {
+        vis,
+        ident,
+        run_ident,
+        params,
+        ret,
+        ..
+    } = plan;
+    let (outer_params, outer_ret, items) = (&params.outer, &ret.outer, &batch.items);
+    let default_options = default_options();
+    quote! {
+        #vis fn #ident(#(#outer_params),*)
+            -> ::redisq::Result<
+                ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
+            >
+        {
+            let __redisq_b = ::redisq::__private::global()?;
+            let __redisq_enqueued = ::redisq::__private::submit_many(
+                &__redisq_b,
+                &#ident::DEF,
+                #default_options,
+                #items.iter().map(|__redisq_item| (__redisq_item,)),
+            );
+            ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
+                #run_ident(#items)
+            })
+        }
+    }
+}
+
+/// The module named after the task, with the function's visibility, holding its
+/// constants, its registration and the ways to run or enqueue it.
+fn module(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        vis,
+        ident,
+        attrs,
+        docs,
+        ..
+    } = plan;
+    let (module_doc, shared) = (&docs.module, &attrs.shared);
+    let items = [
+        consts(plan),
+        registration(plan),
+        run(plan),
+        enqueue(plan),
+        enqueue_to(plan),
+        enqueue_many(plan),
+        match &plan.batch {
+            None => enqueue_or_run(plan),
+            Some(batch) => enqueue_or_run_batch(plan, batch),
+        },
+        enqueue_in(plan),
+        enqueue_at(plan),
+        result(plan),
+        with_builder(plan),
+        with_methods(plan),
+        call(plan),
+    ];
+    quote! {
+        #[doc = #module_doc]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis mod #ident {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #(#items)*
+        }
+    }
+}
+
+/// `NAME` and `QUEUE`.
+fn consts(plan: &Plan<'_>) -> TokenStream {
+    let (name, queue) = (&plan.def.name, plan.def.queue);
+    quote! {
+        /// The task's wire name.
+        pub const NAME: &str = #name;
+
+        /// The queue this task is sent to by default.
+        pub const QUEUE: &str = #queue;
+    }
+}
+
+/// `DEF`, the task's registration, and its submission to the registry.
+fn registration(plan: &Plan<'_>) -> TokenStream {
+    let (names, options) = (&plan.params.names, &plan.def.options);
+    quote! {
+        /// The task's registration, submitted to the registry at start-up.
+        #[doc(hidden)]
+        pub const DEF: ::redisq::__private::TaskDef =
+            ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
+                #options;
+
+        ::redisq::__private::inventory::submit! { DEF }
+    }
+}
+
+/// `run`: the body, inline.
+fn run(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        run_ident,
+        params,
+        ret,
+        ..
+    } = plan;
+    let (inner_params, idents, inner_output) = (&params.inner, &params.idents, &ret.inner_output);
+    quote! {
+        /// Runs the original body inline, in this thread, without Redis.
+        #[allow(clippy::too_many_arguments)]
+        pub fn run(#(#inner_params),*) #inner_output {
+            super::#run_ident(#(#idents),*)
+        }
+    }
+}
+
+/// `enqueue`: on an explicit backend.
+fn enqueue(plan: &Plan<'_>) -> TokenStream {
+    let Plan { own, call, .. } = plan;
+    let (backend, call_params, call_args) = (&own.backend, &call.params, &call.args);
+    let default_options = default_options();
+    quote! {
+        /// Enqueues a call on an explicit backend and returns its id.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue(
+            #backend: &::redisq::RedisQueueBackend,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> {
+            ::redisq::__private::submit(#backend, &DEF, #default_options, #call_args)
+        }
+    }
+}
+
+/// `enqueue_to`: on a queue named at run time.
+fn enqueue_to(plan: &Plan<'_>) -> TokenStream {
+    let Plan { own, call, .. } = plan;
+    let (backend, queue) = (&own.backend, &own.queue);
+    let (call_params, call_idents) = (&call.params, &call.idents);
+    quote! {
+        /// Enqueues a call on `queue`, named at run time, instead of the task's own
+        /// queue, and returns its id. A worker serving that queue runs it.
+        ///
+        /// # Errors
+        /// `redisq::Error::Config` when `queue` is empty; otherwise as `enqueue`.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_to(
+            #backend: &::redisq::RedisQueueBackend,
+            #queue: &str,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> {
+            with(#backend).queue(#queue).enqueue(#(#call_idents),*)
+        }
+    }
+}
+
+/// `enqueue_many`: one call per item, in one round trip.
+fn enqueue_many(plan: &Plan<'_>) -> TokenStream {
+    let Plan { own, call, .. } = plan;
+    let (backend, items, item_ty) = (&own.backend, &own.items, &call.item_ty);
+    quote! {
+        /// Enqueues one call per item (the arguments as a tuple; one argument alone;
+        /// `()` for none; for a batch task, one item) on the task's queue, in one round
+        /// trip, and returns their ids in item order; the queue holds them in that
+        /// order too. No items: no round trip, no ids.
+        ///
+        /// # Errors
+        /// When an item's arguments cannot be serialized, nothing is enqueued. When
+        /// Redis fails part-way, some leading calls may have been enqueued.
+        pub fn enqueue_many(
+            #backend: &::redisq::RedisQueueBackend,
+            #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
+        ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
+            with(#backend).enqueue_many(#items)
+        }
+    }
+}
+
+/// `enqueue_or_run`: enqueues, or runs the body inline when Redis is unreachable.
+fn enqueue_or_run(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own, params, ret, ..
+    } = plan;
+    let (backend, inner_params, inner_ret) = (&own.backend, &params.inner, &ret.inner);
+    let (args_ref_tuple, idents, default_options) =
+        (&params.ref_tuple, &params.idents, default_options());
+    quote! {
+        /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
+        /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
+        /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
+        /// returned.
+        ///
+        /// # Errors
+        /// Any other error of `enqueue`, for which the body does not run.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_or_run(
+            #backend: &::redisq::RedisQueueBackend,
+            #(#inner_params),*
+        ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> {
+            let __redisq_enqueued = ::redisq::__private::submit(
+                #backend,
+                &DEF,
+                #default_options,
+                #args_ref_tuple,
+            );
+            ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
+                self::run(#(#idents),*)
+            })
+        }
+    }
+}
+
+/// `enqueue_or_run` of a batch task: enqueues the items, or runs the body inline
+/// with all of them when Redis is unreachable.
+fn enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
+    let Plan { own, ret, .. } = plan;
+    let (backend, inner_ret, default_options) = (&own.backend, &ret.inner, default_options());
+    let (items, items_ty) = (&batch.items, &batch.items_ty);
+    quote! {
+        /// Enqueues each item as its own task, in one round trip, and returns
+        /// `Dispatch::Queued` with their ids; when Redis is unreachable
+        /// (`redisq::Error::Unavailable`), runs the body inline with all the items
+        /// instead, logs a warning and returns `Dispatch::RanInline` with what it
+        /// returned.
+        ///
+        /// # Errors
+        /// Any other error of `enqueue_many`, for which the body does not run.
+        pub fn enqueue_or_run(
+            #backend: &::redisq::RedisQueueBackend,
+            #items: #items_ty,
+        ) -> ::redisq::Result<
+            ::redisq::Dispatch<#inner_ret, ::std::vec::Vec<::redisq::TaskId>>,
+        > {
+            let __redisq_enqueued = ::redisq::__private::submit_many(
+                #backend,
+                &DEF,
+                #default_options,
+                #items.iter().map(|__redisq_item| (__redisq_item,)),
+            );
+            ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
+                self::run(#items)
+            })
+        }
+    }
+}
+
+/// `enqueue_in`: a call due once a delay has passed.
+fn enqueue_in(plan: &Plan<'_>) -> TokenStream {
+    let Plan { own, call, .. } = plan;
+    let (backend, delay) = (&own.backend, &own.delay);
+    let (call_params, call_idents) = (&call.params, &call.idents);
+    quote! {
+        /// Enqueues a call to run once `delay` has passed, and returns its id.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_in(
+            #backend: &::redisq::RedisQueueBackend,
+            #delay: ::core::time::Duration,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> {
+            with(#backend).delay(#delay).enqueue(#(#call_idents),*)
+        }
+    }
+}
+
+/// `enqueue_at`: a call due at a given time.
+fn enqueue_at(plan: &Plan<'_>) -> TokenStream {
+    let Plan { own, call, .. } = plan;
+    let (backend, at) = (&own.backend, &own.at);
+    let (call_params, call_idents) = (&call.params, &call.idents);
+    quote! {
+        /// Enqueues a call to run at `at` (at once if it is past), and returns its id.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_at(
+            #backend: &::redisq::RedisQueueBackend,
+            #at: ::std::time::SystemTime,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> {
+            with(#backend).at(#at).enqueue(#(#call_idents),*)
+        }
+    }
+}
+
+/// `result`: a done task's result, typed.
+fn result(plan: &Plan<'_>) -> TokenStream {
+    let (backend, success_ty) = (&plan.own.backend, &plan.ret.success);
+    quote! {
+        /// The result of task `id` once it is done, deserialized into what the function
+        /// returns on success; `None` while it is not done, or when its record has
+        /// expired or is not kept (`store_result = false`).
+        ///
+        /// # Errors
+        /// `redisq::Error::TaskFailed` when the task is dead, with its last error;
+        /// `redisq::Error::Result` when the stored result does not deserialize.
+        pub fn result(
+            #backend: &::redisq::RedisQueueBackend,
+            id: &::redisq::TaskId,
+        ) -> ::redisq::Result<::core::option::Option<#success_ty>> {
+            ::redisq::__private::typed_result(#backend, id)
+        }
+    }
+}
+
+/// `with(backend)` and the builder `With` it returns, for one call's options.
+fn with_builder(plan: &Plan<'_>) -> TokenStream {
+    let backend = &plan.own.backend;
+    quote! {
+        /// Options for the next call on `backend`: its priority lane, its queue, when it
+        /// is due. `with(&backend).priority(redisq::Priority::High).enqueue(..)`.
+        pub fn with(#backend: &::redisq::RedisQueueBackend) -> With<'_> {
+            With {
+                backend: #backend,
+                options: ::core::default::Default::default(),
+            }
+        }
+
+        /// A call being set up by [`with`].
+        #[must_use = "nothing is enqueued until `enqueue` or `enqueue_many` is called"]
+        pub struct With<'a> {
+            backend: &'a ::redisq::RedisQueueBackend,
+            options: ::redisq::__private::Options<'a>,
+        }
+    }
+}
+
+/// The methods of `With`: the options, then `enqueue` and `enqueue_many`.
+fn with_methods(plan: &Plan<'_>) -> TokenStream {
+    let Plan { own, call, .. } = plan;
+    let (items, call_params, call_args) = (&own.items, &call.params, &call.args);
+    let (item_ty, item_to_args) = (&call.item_ty, &call.item_to_args);
+    quote! {
+        impl<'a> With<'a> {
+            /// Waits in this lane of the queue instead of the task's default.
+            pub fn priority(mut self, priority: ::redisq::Priority) -> Self {
+                self.options.priority = ::core::option::Option::Some(priority);
+                self
+            }
+
+            /// Goes to `queue`, named at run time, instead of the task's own.
+            pub fn queue(mut self, queue: &'a str) -> Self {
+                self.options.queue = ::core::option::Option::Some(queue);
+                self
+            }
+
+            /// Runs once `delay` has passed (in the normal lane when due).
+            pub fn delay(mut self, delay: ::core::time::Duration) -> Self {
+                self.options.at =
+                    ::core::option::Option::Some(::std::time::SystemTime::now() + delay);
+                self
+            }
+
+            /// Runs at `at`, at once if it is past (in the normal lane when due).
+            pub fn at(mut self, at: ::std::time::SystemTime) -> Self {
+                self.options.at = ::core::option::Option::Some(at);
+                self
+            }
+
+            /// Enqueues the call and returns its id.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue(self, #(#call_params),*) -> ::redisq::Result<::redisq::TaskId> {
+                ::redisq::__private::submit(self.backend, &DEF, &self.options, #call_args)
+            }
+
+            /// Enqueues one call per item in one round trip; see [`enqueue_many`].
+            pub fn enqueue_many(
+                self,
+                #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
+            ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
+                ::redisq::__private::submit_many(
+                    self.backend,
+                    &DEF,
+                    &self.options,
+                    ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
                 )
             }
-        },
-        (None, true) => quote! {
-            #vis fn #ident(#(#outer_params),*)
-                -> ::redisq::Result<::redisq::Dispatch<#outer_ret>>
-            {
-                let __redisq_b = ::redisq::__private::global()?;
-                let __redisq_enqueued = ::redisq::__private::submit(
-                    &__redisq_b,
-                    &#ident::DEF,
-                    #default_options,
-                    #args_ref_tuple,
-                );
-                ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
-                    #run_ident(#(#idents),*)
-                })
-            }
-        },
-        (Some(_), false) => {
-            let items_ident = idents[0];
-            quote! {
-                #vis fn #ident(#(#outer_params),*)
-                    -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>>
-                {
-                    ::redisq::__private::submit_many(
-                        &::redisq::__private::global()?,
-                        &#ident::DEF,
-                        #default_options,
-                        ::core::iter::IntoIterator::into_iter(#items_ident)
-                            .map(|__redisq_item| (__redisq_item,)),
-                    )
-                }
-            }
         }
-        (Some(_), true) => {
-            let items_ident = idents[0];
-            quote! {
-                #vis fn #ident(#(#outer_params),*)
-                    -> ::redisq::Result<
-                        ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
-                    >
-                {
-                    let __redisq_b = ::redisq::__private::global()?;
-                    let __redisq_enqueued = ::redisq::__private::submit_many(
-                        &__redisq_b,
-                        &#ident::DEF,
-                        #default_options,
-                        #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
-                    );
-                    ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
-                        #run_ident(#items_ident)
-                    })
-                }
-            }
-        }
-    };
-    // `enqueue_or_run`: for a batch task, of many items at once.
-    let enqueue_or_run = match &batch_item {
-        None => quote! {
-            /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
-            /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
-            /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
-            /// returned.
-            ///
-            /// # Errors
-            /// Any other error of `enqueue`, for which the body does not run.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_or_run(
-                #backend: &::redisq::RedisQueueBackend,
-                #(#inner_params),*
-            ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> {
-                let __redisq_enqueued = ::redisq::__private::submit(
-                    #backend,
-                    &DEF,
-                    #default_options,
-                    #args_ref_tuple,
-                );
-                ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
-                    self::run(#(#idents),*)
-                })
-            }
-        },
-        Some(_) => {
-            let items_ident = idents[0];
-            let items_ty = &inner_types[0];
-            quote! {
-                /// Enqueues each item as its own task, in one round trip, and returns
-                /// `Dispatch::Queued` with their ids; when Redis is unreachable
-                /// (`redisq::Error::Unavailable`), runs the body inline with all the items
-                /// instead, logs a warning and returns `Dispatch::RanInline` with what it
-                /// returned.
-                ///
-                /// # Errors
-                /// Any other error of `enqueue_many`, for which the body does not run.
-                pub fn enqueue_or_run(
-                    #backend: &::redisq::RedisQueueBackend,
-                    #items_ident: #items_ty,
-                ) -> ::redisq::Result<
-                    ::redisq::Dispatch<#inner_ret, ::std::vec::Vec<::redisq::TaskId>>,
-                > {
-                    let __redisq_enqueued = ::redisq::__private::submit_many(
-                        #backend,
-                        &DEF,
-                        #default_options,
-                        #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
-                    );
-                    ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
-                        self::run(#items_ident)
-                    })
-                }
-            }
-        }
-    };
-    let separator = (attrs.iter().any(is_doc)).then(|| quote!(#[doc = ""]));
-    let module_doc = format!(
-        " The task `{}`: its wire name, queue, and the ways to run or enqueue it.",
-        ident.unraw()
-    );
-    let name = match &args.name {
-        Some(name) => name.to_token_stream(),
-        None => quote!(::core::module_path!()),
-    };
-    let workers = args.workers.as_ref().map(|n| quote!(.workers(#n)));
-    let retries = args.retries.as_ref().map(|n| quote!(.retries(#n)));
-    let priority = args
-        .priority
-        .as_ref()
-        .map(|p| quote!(.priority(::redisq::Priority::#p)));
-    let batch = args.batch.as_ref().map(|n| quote!(.batch(#n)));
-    let no_store = (!args.store_result).then(|| quote!(.no_store()));
-    // What a success stores, for the typed `result`: `T` of `Result<T, E>`, the value, `()`.
-    let success_ty = match (classify_output(&sig.output), &sig.output) {
-        (Output::Unit, _) | (_, ReturnType::Default) => quote!(()),
-        (Output::Result, ReturnType::Type(_, ty)) => match result_ok_type(ty) {
-            Some(ok) => {
-                let ok = reparent(ok);
-                quote!(#ok)
-            }
-            None => quote!(::redisq::__private::serde_json::Value),
-        },
-        (Output::Value, ReturnType::Type(_, ty)) => {
-            let ty = reparent(ty);
-            quote!(#ty)
-        }
-    };
+    }
+}
 
-    // Decoding the arguments in `__redisq_call`: each `let` is spanned at the
-    // parameter's type, so a type that cannot be deserialized is reported there.
-    let decode = if params.is_empty() {
+/// `__redisq_call`, which a worker calls with a payload's arguments: decodes them,
+/// runs the body and turns what it returns into the call's outcome.
+fn call(plan: &Plan<'_>) -> TokenStream {
+    let Plan { params, ret, .. } = plan;
+    let idents = &params.idents;
+    // Each `let` is spanned at the parameter's type, so a type that cannot be
+    // deserialized is reported there.
+    let decode = if idents.is_empty() {
         quote!(let _ = __redisq_args.list(DEF.params)?;)
     } else {
-        let lets = idents.iter().zip(&inner_types).map(
+        let lets = idents.iter().zip(&params.inner_types).map(
             |(ident, ty)| quote_spanned!(ty.span()=> let #ident: #ty = __redisq_args.next()?;),
         );
         quote! {
@@ -399,7 +603,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
         }
     };
     // `self::run`, as a parameter named `run` would shadow a bare `run`.
-    let outcome = match classify_output(&sig.output) {
+    let outcome = match ret.output {
         Output::Unit => quote! {
             self::run(#(#idents),*);
             ::redisq::__private::outcome_unit()
@@ -411,186 +615,12 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             quote!(::redisq::__private::outcome_from_value(&self::run(#(#idents),*)))
         }
     };
-
     quote! {
-        #hidden
-
-        #(#docs)*
-        #separator
-        #[doc = #enqueue_doc]
-        #(#shared_attrs)*
-        #[allow(dead_code, clippy::too_many_arguments)]
-        #plain_call
-
-        #[doc = #module_doc]
-        #(#shared_attrs)*
-        #[allow(dead_code)]
-        #vis mod #ident {
-            #[allow(unused_imports)]
-            use super::*;
-
-            /// The task's wire name.
-            pub const NAME: &str = #name;
-
-            /// The queue this task is sent to by default.
-            pub const QUEUE: &str = #queue;
-
-            /// The task's registration, submitted to the registry at start-up.
-            #[doc(hidden)]
-            pub const DEF: ::redisq::__private::TaskDef =
-                ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
-                    #workers #retries #priority #batch #no_store;
-
-            ::redisq::__private::inventory::submit! { DEF }
-
-            /// Runs the original body inline, in this thread, without Redis.
-            #[allow(clippy::too_many_arguments)]
-            pub fn run(#(#inner_params),*) #inner_output {
-                super::#run_ident(#(#idents),*)
-            }
-
-            /// Enqueues a call on an explicit backend and returns its id.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue(
-                #backend: &::redisq::RedisQueueBackend,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::submit(#backend, &DEF, #default_options, #call_args)
-            }
-
-            /// Enqueues a call on `queue`, named at run time, instead of the task's own
-            /// queue, and returns its id. A worker serving that queue runs it.
-            ///
-            /// # Errors
-            /// `redisq::Error::Config` when `queue` is empty; otherwise as `enqueue`.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_to(
-                #backend: &::redisq::RedisQueueBackend,
-                #queue_param: &str,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                with(#backend).queue(#queue_param).enqueue(#(#call_idents),*)
-            }
-
-            /// Enqueues one call per item (the arguments as a tuple; one argument alone;
-            /// `()` for none; for a batch task, one item) on the task's queue, in one round
-            /// trip, and returns their ids in item order; the queue holds them in that
-            /// order too. No items: no round trip, no ids.
-            ///
-            /// # Errors
-            /// When an item's arguments cannot be serialized, nothing is enqueued. When
-            /// Redis fails part-way, some leading calls may have been enqueued.
-            pub fn enqueue_many(
-                #backend: &::redisq::RedisQueueBackend,
-                #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
-            ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
-                with(#backend).enqueue_many(#items)
-            }
-
-            #enqueue_or_run
-
-            /// Enqueues a call to run once `delay` has passed, and returns its id.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_in(
-                #backend: &::redisq::RedisQueueBackend,
-                #delay: ::core::time::Duration,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                with(#backend).delay(#delay).enqueue(#(#call_idents),*)
-            }
-
-            /// Enqueues a call to run at `at` (at once if it is past), and returns its id.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_at(
-                #backend: &::redisq::RedisQueueBackend,
-                #at: ::std::time::SystemTime,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                with(#backend).at(#at).enqueue(#(#call_idents),*)
-            }
-
-            /// The result of task `id` once it is done, deserialized into what the function
-            /// returns on success; `None` while it is not done, or when its record has
-            /// expired or is not kept (`store_result = false`).
-            ///
-            /// # Errors
-            /// `redisq::Error::TaskFailed` when the task is dead, with its last error;
-            /// `redisq::Error::Result` when the stored result does not deserialize.
-            pub fn result(
-                #backend: &::redisq::RedisQueueBackend,
-                id: &::redisq::TaskId,
-            ) -> ::redisq::Result<::core::option::Option<#success_ty>> {
-                ::redisq::__private::typed_result(#backend, id)
-            }
-
-            /// Options for the next call on `backend`: its priority lane, its queue, when it
-            /// is due. `with(&backend).priority(redisq::Priority::High).enqueue(..)`.
-            pub fn with(#backend: &::redisq::RedisQueueBackend) -> With<'_> {
-                With {
-                    backend: #backend,
-                    options: ::core::default::Default::default(),
-                }
-            }
-
-            /// A call being set up by [`with`].
-            #[must_use = "nothing is enqueued until `enqueue` or `enqueue_many` is called"]
-            pub struct With<'a> {
-                backend: &'a ::redisq::RedisQueueBackend,
-                options: ::redisq::__private::Options<'a>,
-            }
-
-            impl<'a> With<'a> {
-                /// Waits in this lane of the queue instead of the task's default.
-                pub fn priority(mut self, priority: ::redisq::Priority) -> Self {
-                    self.options.priority = ::core::option::Option::Some(priority);
-                    self
-                }
-
-                /// Goes to `queue`, named at run time, instead of the task's own.
-                pub fn queue(mut self, queue: &'a str) -> Self {
-                    self.options.queue = ::core::option::Option::Some(queue);
-                    self
-                }
-
-                /// Runs once `delay` has passed (in the normal lane when due).
-                pub fn delay(mut self, delay: ::core::time::Duration) -> Self {
-                    self.options.at =
-                        ::core::option::Option::Some(::std::time::SystemTime::now() + delay);
-                    self
-                }
-
-                /// Runs at `at`, at once if it is past (in the normal lane when due).
-                pub fn at(mut self, at: ::std::time::SystemTime) -> Self {
-                    self.options.at = ::core::option::Option::Some(at);
-                    self
-                }
-
-                /// Enqueues the call and returns its id.
-                #[allow(clippy::too_many_arguments)]
-                pub fn enqueue(self, #(#call_params),*) -> ::redisq::Result<::redisq::TaskId> {
-                    ::redisq::__private::submit(self.backend, &DEF, &self.options, #call_args)
-                }
-
-                /// Enqueues one call per item in one round trip; see [`enqueue_many`].
-                pub fn enqueue_many(
-                    self,
-                    #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
-                ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
-                    ::redisq::__private::submit_many(
-                        self.backend,
-                        &DEF,
-                        &self.options,
-                        ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
-                    )
-                }
-            }
-
-            fn __redisq_call(
-                __redisq_args: ::redisq::__private::Args<'_>,
-            ) -> ::redisq::__private::CallResult {
-                #decode
-                #outcome
-            }
+        fn __redisq_call(
+            __redisq_args: ::redisq::__private::Args<'_>,
+        ) -> ::redisq::__private::CallResult {
+            #decode
+            #outcome
         }
     }
 }

@@ -8,10 +8,13 @@
 //!
 //! The crate is split by stage: `args` parses the attribute's arguments,
 //! `signature` checks the function's signature and returns its parameters,
-//! `types` classifies and rewrites the types in it, and `expand` generates the code.
+//! `types` classifies and rewrites the types in it, `plan` derives once every
+//! name, type and flag the generated items need, and `expand` writes each item
+//! from the plan.
 
 mod args;
 mod expand;
+mod plan;
 mod signature;
 mod types;
 
