@@ -19,20 +19,24 @@
 //!
 //! [`fifo`] is the pipeline: it parses the attribute, checks the signature, makes
 //! the plan and assembles the items ([`task`]). When the attribute or the
-//! signature is wrong, the errors are emitted next to the unchanged function, so
-//! the user sees them and nothing that follows from them.
+//! signature is wrong, it hands the errors to [`fallback`], which
+//! emits them with stand-ins for these items, so the user sees them and nothing
+//! that follows from them. With the plan's `Bodies::Unreachable`, the functions
+//! here keep their signatures and give up their bodies for that.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Error, ItemFn};
+use syn::ItemFn;
 
 use crate::args::FifoArgs;
-use crate::plan::{Batch, Plan};
+use crate::fallback;
+use crate::plan::{Batch, Bodies, Plan};
 use crate::signature::{check_batch, check_signature, not_a_function};
 use crate::types::Output;
 
-/// Expands `#[fifo(args)] item`. Never fails: errors become `compile_error!`.
+/// Expands `#[fifo(args)] item`. Never fails: errors become `compile_error!`s,
+/// emitted with the [`fallback`] items.
 pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
     let func = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(func) => func,
@@ -42,26 +46,21 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
 
-    let args = syn::parse2::<FifoArgs>(args);
+    let parsed = syn::parse2::<FifoArgs>(args.clone());
     let params = check_signature(&func.sig);
-    let params = match (&args, params) {
-        (Ok(args), Ok(params)) if args.batch.is_some() => {
+    let params = match (&parsed, params) {
+        (Ok(parsed), Ok(params)) if parsed.batch.is_some() => {
             check_batch(&func.sig, &params).map(|()| params)
         }
         (_, params) => params,
     };
-    match (args, params) {
-        (Ok(args), Ok(params)) => task(&Plan::new(&args, &func, &params)),
-        (args, params) => {
-            let mut errors: Option<Error> = None;
-            for error in [args.err(), params.err()].into_iter().flatten() {
-                match &mut errors {
-                    Some(all) => all.combine(error),
-                    None => errors = Some(error),
-                }
-            }
-            let errors = errors.map(|e| e.to_compile_error());
-            quote!(#errors #item)
+    match (parsed, params) {
+        (Ok(parsed), Ok(params)) => task(&Plan::new(&parsed, &func, &params, Bodies::Real)),
+        (Ok(parsed), Err(errors)) => fallback::expand(&errors, Some(parsed), &args, &func, &item),
+        (Err(errors), Ok(_)) => fallback::expand(&errors, None, &args, &func, &item),
+        (Err(mut errors), Err(more)) => {
+            errors.combine(more);
+            fallback::expand(&errors, None, &args, &func, &item)
         }
     }
 }
@@ -110,136 +109,141 @@ fn hidden_fn(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
+/// A generated function's body: `real`, or `::core::unreachable!()` in a fallback.
+fn body(plan: &Plan<'_>, real: TokenStream) -> TokenStream {
+    match plan.bodies {
+        Bodies::Real => quote!({ #real }),
+        Bodies::Unreachable => quote!({ ::core::unreachable!() }),
+    }
+}
+
 /// The plain call `send_email(..)`, with the function's docs and visibility: it
 /// enqueues on the global backend, and with `fallback = "inline"` runs the body
 /// here when Redis is unreachable.
-fn plain_fn(plan: &Plan<'_>) -> TokenStream {
-    let Plan { attrs, docs, .. } = plan;
+pub(crate) fn plain_fn(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        vis,
+        ident,
+        attrs,
+        docs,
+        params,
+        ..
+    } = plan;
     let (user_docs, separator, enqueue_doc, shared) =
         (&attrs.docs, &docs.separator, &docs.enqueue, &attrs.shared);
-    let call = match (&plan.batch, plan.fallback_inline) {
+    let (ret, real) = match (&plan.batch, plan.fallback_inline) {
         (None, false) => plain_enqueue(plan),
         (None, true) => plain_enqueue_or_run(plan),
         (Some(batch), false) => plain_enqueue_batch(plan, batch),
         (Some(batch), true) => plain_enqueue_or_run_batch(plan, batch),
     };
+    let body = body(plan, real);
+    let (outer_params, g) = (&params.outer, &plan.outer_generics);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
     quote! {
         #(#user_docs)*
         #separator
         #[doc = #enqueue_doc]
         #(#shared)*
         #[allow(dead_code, clippy::too_many_arguments)]
-        #call
+        #vis fn #ident #generics (#(#outer_params),*) -> #ret #where_clause #body
     }
 }
 
-/// The plain call of a task: enqueues the call.
-fn plain_enqueue(plan: &Plan<'_>) -> TokenStream {
-    let Plan {
-        vis, ident, params, ..
-    } = plan;
-    let (outer_params, args_tuple) = (&params.outer, &params.tuple);
-    let default_options = default_options();
-    quote! {
-        #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
-            ::redisq::__private::submit(
-                &::redisq::__private::global()?,
-                &#ident::DEF,
-                #default_options,
-                #args_tuple,
-            )
-        }
-    }
+/// The return type and body of the plain call of a task: enqueues the call.
+fn plain_enqueue(plan: &Plan<'_>) -> (TokenStream, TokenStream) {
+    let (ident, args_tuple, default_options) = (plan.ident, &plan.params.tuple, default_options());
+    let ret = quote!(::redisq::Result<::redisq::TaskId>);
+    let body = quote! {
+        ::redisq::__private::submit(
+            &::redisq::__private::global()?,
+            &#ident::DEF,
+            #default_options,
+            #args_tuple,
+        )
+    };
+    (ret, body)
 }
 
-/// The plain call of a task with `fallback = "inline"`: enqueues the call, or runs
-/// it inline.
-fn plain_enqueue_or_run(plan: &Plan<'_>) -> TokenStream {
+/// The return type and body of the plain call of a task with `fallback = "inline"`:
+/// enqueues the call, or runs it inline.
+fn plain_enqueue_or_run(plan: &Plan<'_>) -> (TokenStream, TokenStream) {
     let Plan {
-        vis,
         ident,
         run_ident,
         params,
         ret,
         ..
     } = plan;
-    let (outer_params, idents, outer_ret) = (&params.outer, &params.idents, &ret.outer);
+    let (idents, outer_ret) = (&params.idents, &ret.outer);
     let (args_ref_tuple, default_options) = (&params.ref_tuple, default_options());
-    quote! {
-        #vis fn #ident(#(#outer_params),*)
-            -> ::redisq::Result<::redisq::Dispatch<#outer_ret>>
-        {
-            let __redisq_b = ::redisq::__private::global()?;
-            let __redisq_enqueued = ::redisq::__private::submit(
-                &__redisq_b,
-                &#ident::DEF,
-                #default_options,
-                #args_ref_tuple,
-            );
-            ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
-                #run_ident(#(#idents),*)
-            })
-        }
-    }
+    let ret = quote!(::redisq::Result<::redisq::Dispatch<#outer_ret>>);
+    let body = quote! {
+        let __redisq_b = ::redisq::__private::global()?;
+        let __redisq_enqueued = ::redisq::__private::submit(
+            &__redisq_b,
+            &#ident::DEF,
+            #default_options,
+            #args_ref_tuple,
+        );
+        ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
+            #run_ident(#(#idents),*)
+        })
+    };
+    (ret, body)
 }
 
-/// The plain call of a batch task: enqueues each item as its own task.
-fn plain_enqueue_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
-    let Plan {
-        vis, ident, params, ..
-    } = plan;
-    let (outer_params, items, default_options) = (&params.outer, &batch.items, default_options());
-    quote! {
-        #vis fn #ident(#(#outer_params),*)
-            -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>>
-        {
-            ::redisq::__private::submit_many(
-                &::redisq::__private::global()?,
-                &#ident::DEF,
-                #default_options,
-                ::core::iter::IntoIterator::into_iter(#items)
-                    .map(|__redisq_item| (__redisq_item,)),
-            )
-        }
-    }
+/// The return type and body of the plain call of a batch task: enqueues each item
+/// as its own task.
+fn plain_enqueue_batch(plan: &Plan<'_>, batch: &Batch) -> (TokenStream, TokenStream) {
+    let (ident, items, default_options) = (plan.ident, &batch.items, default_options());
+    let ret = quote!(::redisq::Result<::std::vec::Vec<::redisq::TaskId>>);
+    let body = quote! {
+        ::redisq::__private::submit_many(
+            &::redisq::__private::global()?,
+            &#ident::DEF,
+            #default_options,
+            ::core::iter::IntoIterator::into_iter(#items)
+                .map(|__redisq_item| (__redisq_item,)),
+        )
+    };
+    (ret, body)
 }
 
-/// The plain call of a batch task with `fallback = "inline"`: enqueues each item as
-/// its own task, or runs the body inline with all of them.
-fn plain_enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
+/// The return type and body of the plain call of a batch task with
+/// `fallback = "inline"`: enqueues each item as its own task, or runs the body
+/// inline with all of them.
+fn plain_enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> (TokenStream, TokenStream) {
     let Plan {
-        vis,
         ident,
         run_ident,
-        params,
         ret,
         ..
     } = plan;
-    let (outer_params, outer_ret, items) = (&params.outer, &ret.outer, &batch.items);
-    let default_options = default_options();
-    quote! {
-        #vis fn #ident(#(#outer_params),*)
-            -> ::redisq::Result<
-                ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
-            >
-        {
-            let __redisq_b = ::redisq::__private::global()?;
-            let __redisq_enqueued = ::redisq::__private::submit_many(
-                &__redisq_b,
-                &#ident::DEF,
-                #default_options,
-                #items.iter().map(|__redisq_item| (__redisq_item,)),
-            );
-            ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
-                #run_ident(#items)
-            })
-        }
-    }
+    let (outer_ret, items, default_options) = (&ret.outer, &batch.items, default_options());
+    let ret = quote! {
+        ::redisq::Result<
+            ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
+        >
+    };
+    let body = quote! {
+        let __redisq_b = ::redisq::__private::global()?;
+        let __redisq_enqueued = ::redisq::__private::submit_many(
+            &__redisq_b,
+            &#ident::DEF,
+            #default_options,
+            #items.iter().map(|__redisq_item| (__redisq_item,)),
+        );
+        ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
+            #run_ident(#items)
+        })
+    };
+    (ret, body)
 }
 
 /// The module named after the task, with the function's visibility, holding its
 /// constants, its registration and the ways to run or enqueue it.
-fn module(plan: &Plan<'_>) -> TokenStream {
+pub(crate) fn module(plan: &Plan<'_>) -> TokenStream {
     let Plan {
         vis,
         ident,
@@ -291,9 +295,12 @@ fn consts(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
-/// `DEF`, the task's registration, and its submission to the registry.
+/// `DEF`, the task's registration, and its submission to the registry (not in a
+/// fallback, whose task does not exist).
 fn registration(plan: &Plan<'_>) -> TokenStream {
     let (names, options) = (&plan.params.names, &plan.def.options);
+    let submit = (plan.bodies == Bodies::Real)
+        .then(|| quote!(::redisq::__private::inventory::submit! { DEF }));
     quote! {
         /// The task's registration, submitted to the registry at start-up.
         #[doc(hidden)]
@@ -301,7 +308,7 @@ fn registration(plan: &Plan<'_>) -> TokenStream {
             ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
                 #options;
 
-        ::redisq::__private::inventory::submit! { DEF }
+        #submit
     }
 }
 
@@ -311,40 +318,59 @@ fn run(plan: &Plan<'_>) -> TokenStream {
         run_ident,
         params,
         ret,
+        inner_generics: g,
         ..
     } = plan;
     let (inner_params, idents, inner_output) = (&params.inner, &params.idents, &ret.inner_output);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(plan, quote!(super::#run_ident(#(#idents),*)));
     quote! {
         /// Runs the original body inline, in this thread, without Redis.
         #[allow(clippy::too_many_arguments)]
-        pub fn run(#(#inner_params),*) #inner_output {
-            super::#run_ident(#(#idents),*)
-        }
+        pub fn run #generics (#(#inner_params),*) #inner_output #where_clause #body
     }
 }
 
 /// `enqueue`: on an explicit backend.
 fn enqueue(plan: &Plan<'_>) -> TokenStream {
-    let Plan { own, call, .. } = plan;
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
     let (backend, call_params, call_args) = (&own.backend, &call.params, &call.args);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
     let default_options = default_options();
+    let body = body(
+        plan,
+        quote!(::redisq::__private::submit(#backend, &DEF, #default_options, #call_args)),
+    );
     quote! {
         /// Enqueues a call on an explicit backend and returns its id.
         #[allow(clippy::too_many_arguments)]
-        pub fn enqueue(
+        pub fn enqueue #generics (
             #backend: &::redisq::RedisQueueBackend,
             #(#call_params),*
-        ) -> ::redisq::Result<::redisq::TaskId> {
-            ::redisq::__private::submit(#backend, &DEF, #default_options, #call_args)
-        }
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
     }
 }
 
 /// `enqueue_to`: on a queue named at run time.
 fn enqueue_to(plan: &Plan<'_>) -> TokenStream {
-    let Plan { own, call, .. } = plan;
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
     let (backend, queue) = (&own.backend, &own.queue);
     let (call_params, call_idents) = (&call.params, &call.idents);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote!(with(#backend).queue(#queue).enqueue(#(#call_idents),*)),
+    );
     quote! {
         /// Enqueues a call on `queue`, named at run time, instead of the task's own
         /// queue, and returns its id. A worker serving that queue runs it.
@@ -352,20 +378,25 @@ fn enqueue_to(plan: &Plan<'_>) -> TokenStream {
         /// # Errors
         /// `redisq::Error::Config` when `queue` is empty; otherwise as `enqueue`.
         #[allow(clippy::too_many_arguments)]
-        pub fn enqueue_to(
+        pub fn enqueue_to #generics (
             #backend: &::redisq::RedisQueueBackend,
             #queue: &str,
             #(#call_params),*
-        ) -> ::redisq::Result<::redisq::TaskId> {
-            with(#backend).queue(#queue).enqueue(#(#call_idents),*)
-        }
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
     }
 }
 
 /// `enqueue_many`: one call per item, in one round trip.
 fn enqueue_many(plan: &Plan<'_>) -> TokenStream {
-    let Plan { own, call, .. } = plan;
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
     let (backend, items, item_ty) = (&own.backend, &own.items, &call.item_ty);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(plan, quote!(with(#backend).enqueue_many(#items)));
     quote! {
         /// Enqueues one call per item (the arguments as a tuple; one argument alone;
         /// `()` for none; for a batch task, one item) on the task's queue, in one round
@@ -375,36 +406,29 @@ fn enqueue_many(plan: &Plan<'_>) -> TokenStream {
         /// # Errors
         /// When an item's arguments cannot be serialized, nothing is enqueued. When
         /// Redis fails part-way, some leading calls may have been enqueued.
-        pub fn enqueue_many(
+        pub fn enqueue_many #generics (
             #backend: &::redisq::RedisQueueBackend,
             #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
-        ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
-            with(#backend).enqueue_many(#items)
-        }
+        ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> #where_clause #body
     }
 }
 
 /// `enqueue_or_run`: enqueues, or runs the body inline when Redis is unreachable.
 fn enqueue_or_run(plan: &Plan<'_>) -> TokenStream {
     let Plan {
-        own, params, ret, ..
+        own,
+        params,
+        ret,
+        inner_generics: g,
+        ..
     } = plan;
     let (backend, inner_params, inner_ret) = (&own.backend, &params.inner, &ret.inner);
     let (args_ref_tuple, idents, default_options) =
         (&params.ref_tuple, &params.idents, default_options());
-    quote! {
-        /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
-        /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
-        /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
-        /// returned.
-        ///
-        /// # Errors
-        /// Any other error of `enqueue`, for which the body does not run.
-        #[allow(clippy::too_many_arguments)]
-        pub fn enqueue_or_run(
-            #backend: &::redisq::RedisQueueBackend,
-            #(#inner_params),*
-        ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> {
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote! {
             let __redisq_enqueued = ::redisq::__private::submit(
                 #backend,
                 &DEF,
@@ -414,31 +438,39 @@ fn enqueue_or_run(plan: &Plan<'_>) -> TokenStream {
             ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
                 self::run(#(#idents),*)
             })
-        }
+        },
+    );
+    quote! {
+        /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
+        /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
+        /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
+        /// returned.
+        ///
+        /// # Errors
+        /// Any other error of `enqueue`, for which the body does not run.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_or_run #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #(#inner_params),*
+        ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> #where_clause #body
     }
 }
 
 /// `enqueue_or_run` of a batch task: enqueues the items, or runs the body inline
 /// with all of them when Redis is unreachable.
 fn enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
-    let Plan { own, ret, .. } = plan;
+    let Plan {
+        own,
+        ret,
+        inner_generics: g,
+        ..
+    } = plan;
     let (backend, inner_ret, default_options) = (&own.backend, &ret.inner, default_options());
     let (items, items_ty) = (&batch.items, &batch.items_ty);
-    quote! {
-        /// Enqueues each item as its own task, in one round trip, and returns
-        /// `Dispatch::Queued` with their ids; when Redis is unreachable
-        /// (`redisq::Error::Unavailable`), runs the body inline with all the items
-        /// instead, logs a warning and returns `Dispatch::RanInline` with what it
-        /// returned.
-        ///
-        /// # Errors
-        /// Any other error of `enqueue_many`, for which the body does not run.
-        pub fn enqueue_or_run(
-            #backend: &::redisq::RedisQueueBackend,
-            #items: #items_ty,
-        ) -> ::redisq::Result<
-            ::redisq::Dispatch<#inner_ret, ::std::vec::Vec<::redisq::TaskId>>,
-        > {
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote! {
             let __redisq_enqueued = ::redisq::__private::submit_many(
                 #backend,
                 &DEF,
@@ -448,49 +480,89 @@ fn enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
             ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
                 self::run(#items)
             })
-        }
+        },
+    );
+    quote! {
+        /// Enqueues each item as its own task, in one round trip, and returns
+        /// `Dispatch::Queued` with their ids; when Redis is unreachable
+        /// (`redisq::Error::Unavailable`), runs the body inline with all the items
+        /// instead, logs a warning and returns `Dispatch::RanInline` with what it
+        /// returned.
+        ///
+        /// # Errors
+        /// Any other error of `enqueue_many`, for which the body does not run.
+        pub fn enqueue_or_run #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #items: #items_ty,
+        ) -> ::redisq::Result<
+            ::redisq::Dispatch<#inner_ret, ::std::vec::Vec<::redisq::TaskId>>,
+        > #where_clause #body
     }
 }
 
 /// `enqueue_in`: a call due once a delay has passed.
 fn enqueue_in(plan: &Plan<'_>) -> TokenStream {
-    let Plan { own, call, .. } = plan;
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
     let (backend, delay) = (&own.backend, &own.delay);
     let (call_params, call_idents) = (&call.params, &call.idents);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote!(with(#backend).delay(#delay).enqueue(#(#call_idents),*)),
+    );
     quote! {
         /// Enqueues a call to run once `delay` has passed, and returns its id.
         #[allow(clippy::too_many_arguments)]
-        pub fn enqueue_in(
+        pub fn enqueue_in #generics (
             #backend: &::redisq::RedisQueueBackend,
             #delay: ::core::time::Duration,
             #(#call_params),*
-        ) -> ::redisq::Result<::redisq::TaskId> {
-            with(#backend).delay(#delay).enqueue(#(#call_idents),*)
-        }
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
     }
 }
 
 /// `enqueue_at`: a call due at a given time.
 fn enqueue_at(plan: &Plan<'_>) -> TokenStream {
-    let Plan { own, call, .. } = plan;
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
     let (backend, at) = (&own.backend, &own.at);
     let (call_params, call_idents) = (&call.params, &call.idents);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote!(with(#backend).at(#at).enqueue(#(#call_idents),*)),
+    );
     quote! {
         /// Enqueues a call to run at `at` (at once if it is past), and returns its id.
         #[allow(clippy::too_many_arguments)]
-        pub fn enqueue_at(
+        pub fn enqueue_at #generics (
             #backend: &::redisq::RedisQueueBackend,
             #at: ::std::time::SystemTime,
             #(#call_params),*
-        ) -> ::redisq::Result<::redisq::TaskId> {
-            with(#backend).at(#at).enqueue(#(#call_idents),*)
-        }
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
     }
 }
 
 /// `result`: a done task's result, typed.
 fn result(plan: &Plan<'_>) -> TokenStream {
     let (backend, success_ty) = (&plan.own.backend, &plan.ret.success);
+    let (generics, where_clause) = (
+        &plan.inner_generics.params,
+        &plan.inner_generics.where_clause,
+    );
+    let body = body(
+        plan,
+        quote!(::redisq::__private::typed_result(#backend, id)),
+    );
     quote! {
         /// The result of task `id` once it is done, deserialized into what the function
         /// returns on success; `None` while it is not done, or when its record has
@@ -499,12 +571,10 @@ fn result(plan: &Plan<'_>) -> TokenStream {
         /// # Errors
         /// `redisq::Error::TaskFailed` when the task is dead, with its last error;
         /// `redisq::Error::Result` when the stored result does not deserialize.
-        pub fn result(
+        pub fn result #generics (
             #backend: &::redisq::RedisQueueBackend,
             id: &::redisq::TaskId,
-        ) -> ::redisq::Result<::core::option::Option<#success_ty>> {
-            ::redisq::__private::typed_result(#backend, id)
-        }
+        ) -> ::redisq::Result<::core::option::Option<#success_ty>> #where_clause #body
     }
 }
 
@@ -532,9 +602,30 @@ fn with_builder(plan: &Plan<'_>) -> TokenStream {
 
 /// The methods of `With`: the options, then `enqueue` and `enqueue_many`.
 fn with_methods(plan: &Plan<'_>) -> TokenStream {
-    let Plan { own, call, .. } = plan;
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
     let (items, call_params, call_args) = (&own.items, &call.params, &call.args);
     let (item_ty, item_to_args) = (&call.item_ty, &call.item_to_args);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let enqueue = body(
+        plan,
+        quote!(::redisq::__private::submit(self.backend, &DEF, &self.options, #call_args)),
+    );
+    let enqueue_many = body(
+        plan,
+        quote! {
+            ::redisq::__private::submit_many(
+                self.backend,
+                &DEF,
+                &self.options,
+                ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
+            )
+        },
+    );
     quote! {
         impl<'a> With<'a> {
             /// Waits in this lane of the queue instead of the task's default.
@@ -564,22 +655,14 @@ fn with_methods(plan: &Plan<'_>) -> TokenStream {
 
             /// Enqueues the call and returns its id.
             #[allow(clippy::too_many_arguments)]
-            pub fn enqueue(self, #(#call_params),*) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::submit(self.backend, &DEF, &self.options, #call_args)
-            }
+            pub fn enqueue #generics (self, #(#call_params),*)
+                -> ::redisq::Result<::redisq::TaskId> #where_clause #enqueue
 
             /// Enqueues one call per item in one round trip; see [`enqueue_many`].
-            pub fn enqueue_many(
+            pub fn enqueue_many #generics (
                 self,
                 #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
-            ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
-                ::redisq::__private::submit_many(
-                    self.backend,
-                    &DEF,
-                    &self.options,
-                    ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
-                )
-            }
+            ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> #where_clause #enqueue_many
         }
     }
 }
@@ -615,13 +698,17 @@ fn call(plan: &Plan<'_>) -> TokenStream {
             quote!(::redisq::__private::outcome_from_value(&self::run(#(#idents),*)))
         }
     };
+    let body = body(
+        plan,
+        quote! {
+            #decode
+            #outcome
+        },
+    );
     quote! {
         fn __redisq_call(
             __redisq_args: ::redisq::__private::Args<'_>,
-        ) -> ::redisq::__private::CallResult {
-            #decode
-            #outcome
-        }
+        ) -> ::redisq::__private::CallResult #body
     }
 }
 
@@ -632,10 +719,31 @@ mod tests {
 
     #[test]
     fn errors_keep_the_original_item() {
+        // A function: the errors, the function under the hidden name, and stand-ins
+        // for the generated items, registering nothing.
+        let out = fifo(
+            quote!(queue = ""),
+            quote!(
+                fn f(x: u8) {}
+            ),
+        )
+        .to_string();
+        assert!(out.starts_with(":: core :: compile_error !"));
+        assert!(out.contains(
+            &quote!(
+                fn __redisq_run_f(x: u8) {}
+            )
+            .to_string()
+        ));
+        assert!(out.contains("fn f (x : u8) -> :: redisq :: Result < :: redisq :: TaskId >"));
+        assert!(out.contains("mod f"));
+        assert!(out.contains(":: core :: unreachable ! ()"));
+        assert!(!out.contains("inventory"));
+        // A method: there can be no module next to it.
         let item = quote!(
-            fn f(x: u8) {}
+            fn f(&self, x: u8) {}
         );
-        let out = fifo(quote!(queue = ""), item.clone()).to_string();
+        let out = fifo(quote!(queue = "q"), item.clone()).to_string();
         assert!(out.contains("compile_error"));
         assert!(out.ends_with(&item.to_string()));
         let out = fifo(

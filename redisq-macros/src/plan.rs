@@ -7,6 +7,10 @@
 //! what a part describes: the attributes, the docs, the parameters, the return
 //! type, the generated functions' own parameter names, a batch task's item, what
 //! one enqueued call takes, and the registration.
+//!
+//! The fallback for a misuse makes a plan too, from what it can make out of the
+//! broken input, with [`Bodies::Unreachable`]: only then can the function have
+//! generic parameters, which the generated signatures repeat.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
@@ -15,10 +19,24 @@ use syn::{Attribute, Block, Ident, ItemFn, LitStr, ReturnType, Signature, Type, 
 
 use crate::args::FifoArgs;
 use crate::signature::{Param, RESERVED_PREFIX};
-use crate::types::{classify_output, reparent, result_ok_type, vec_item, Output};
+use crate::types::{
+    classify_output, reparent, reparent_generics, result_ok_type, vec_item, Output,
+};
+
+/// What the bodies of the generated functions are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bodies {
+    /// The real ones, for a valid task.
+    Real,
+    /// `::core::unreachable!()`, in the fallback for a misuse: its items are there
+    /// for their names and signatures only, and nothing is registered.
+    Unreachable,
+}
 
 /// Everything the generated items of one task need.
 pub(crate) struct Plan<'a> {
+    /// What the generated functions' bodies are.
+    pub(crate) bodies: Bodies,
     /// The function's name as written (`send_email`, or a raw `r#type`), which the
     /// enqueuing function and the module take.
     pub(crate) ident: &'a Ident,
@@ -36,6 +54,11 @@ pub(crate) struct Plan<'a> {
     pub(crate) docs: Docs,
     /// The task's parameters, in the function's module and in the generated one.
     pub(crate) params: Params,
+    /// The function's generic parameters and `where` clause for functions in the
+    /// function's module: nothing, but in a fallback.
+    pub(crate) outer_generics: FnGenerics,
+    /// The same for functions in the generated module.
+    pub(crate) inner_generics: FnGenerics,
     /// What the body returns.
     pub(crate) ret: Returns,
     /// The names of the generated functions' own parameters.
@@ -52,8 +75,13 @@ pub(crate) struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// The plan for `func` under `args`, with its checked `params`.
-    pub(crate) fn new(args: &'a FifoArgs, func: &'a ItemFn, params: &[Param<'_>]) -> Self {
+    /// The plan for `func` under `args`, with its `params`, and `bodies`.
+    pub(crate) fn new(
+        args: &'a FifoArgs,
+        func: &'a ItemFn,
+        params: &[Param<'_>],
+        bodies: Bodies,
+    ) -> Self {
         let ItemFn {
             attrs,
             vis,
@@ -72,6 +100,7 @@ impl<'a> Plan<'a> {
         let attrs = Attrs::new(attrs);
         let docs = Docs::new(args, ident, batch.is_some(), !attrs.docs.is_empty());
         Plan {
+            bodies,
             ident,
             vis,
             run_ident,
@@ -79,6 +108,8 @@ impl<'a> Plan<'a> {
             block,
             attrs,
             docs,
+            outer_generics: FnGenerics::new(&sig.generics),
+            inner_generics: FnGenerics::new(&reparent_generics(&sig.generics)),
             ret: Returns::new(&sig.output),
             own,
             batch,
@@ -86,6 +117,24 @@ impl<'a> Plan<'a> {
             def: Def::new(args),
             params,
             fallback_inline: args.fallback_inline,
+        }
+    }
+}
+
+/// Generic parameters and a `where` clause, as written after a function's name
+/// and after its return type.
+pub(crate) struct FnGenerics {
+    /// `<T: Bound, 'b>`, or nothing.
+    pub(crate) params: TokenStream,
+    /// `where T: Bound`, or nothing.
+    pub(crate) where_clause: TokenStream,
+}
+
+impl FnGenerics {
+    fn new(generics: &syn::Generics) -> Self {
+        FnGenerics {
+            params: generics.to_token_stream(),
+            where_clause: generics.where_clause.to_token_stream(),
         }
     }
 }

@@ -20,7 +20,7 @@ pub(crate) const RESERVED_PREFIX: &str = "__redisq_";
 /// One parameter of a task: its identifier and its type.
 pub(crate) struct Param<'a> {
     /// The identifier, without `mut`.
-    pub(crate) ident: &'a Ident,
+    pub(crate) ident: Ident,
     /// The type as written.
     pub(crate) ty: &'a Type,
 }
@@ -136,7 +136,7 @@ fn check_input<'a>(input: &'a FnArg, errors: &mut Errors) -> Option<Param<'a>> {
     };
     check_input_type(&typed.ty, errors);
     Some(Param {
-        ident: ident?,
+        ident: ident?.clone(),
         ty: &typed.ty,
     })
 }

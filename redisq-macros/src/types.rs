@@ -1,10 +1,10 @@
 //! Classifying and rewriting the types of a task's signature: what its return
 //! type makes of the outcome ([`classify_output`], [`result_ok_type`]), the item
 //! type of a batch task's `Vec` ([`vec_item`]), and relative paths rewritten for
-//! the generated child module ([`reparent`]).
+//! the generated child module ([`reparent`], [`reparent_generics`]).
 
 use syn::visit_mut::VisitMut;
-use syn::{Ident, ReturnType, Type, Visibility};
+use syn::{Generics, Ident, ReturnType, Type, Visibility};
 
 /// How the value returned by the task's body becomes its outcome.
 pub(crate) enum Output {
@@ -105,6 +105,13 @@ pub(crate) fn reparent(ty: &Type) -> Type {
     let mut ty = ty.clone();
     ReparentPaths.visit_type_mut(&mut ty);
     ty
+}
+
+/// [`ReparentPaths`] on a copy of `generics` (their bounds and `where` clause).
+pub(crate) fn reparent_generics(generics: &Generics) -> Generics {
+    let mut generics = generics.clone();
+    ReparentPaths.visit_generics_mut(&mut generics);
+    generics
 }
 
 #[cfg(test)]
