@@ -1,38 +1,42 @@
-//! Code generation: checks the function's signature and turns it into a task.
+//! Code generation: the items of a task, one function per generated item, over
+//! its [`Plan`].
 //!
 //! For `fn send_email(to: String) -> R { BODY }` this emits
 //!
 //! - `fn __redisq_run_send_email(to: String) -> R { BODY }`, private and hidden,
-//!   with the original attributes, parameters and body, so the body keeps its scope;
+//!   with the original attributes, parameters and body, so the body keeps its scope
+//!   ([`hidden_fn`]);
 //! - `fn send_email(to: String) -> ::redisq::Result<::redisq::TaskId>`, with the
 //!   original visibility and docs, which enqueues the call on the global backend
 //!   (with `fallback = "inline"`: `-> ::redisq::Result<::redisq::Dispatch<R>>`, running
-//!   the body inline when Redis is unreachable);
-//! - `mod send_email`, with the original visibility, holding `NAME`, `QUEUE`, the
-//!   hidden `DEF` registered through `inventory`, `run` (the body, inline),
-//!   `enqueue`, `enqueue_to`, `enqueue_many`, `enqueue_or_run`, `enqueue_in` and
-//!   `enqueue_at` (on an explicit backend).
+//!   the body inline when Redis is unreachable) ([`plain_fn`]);
+//! - `mod send_email`, with the original visibility ([`module`]), holding `NAME`,
+//!   `QUEUE` ([`consts`]), the hidden `DEF` registered through `inventory`
+//!   ([`registration`]), `run` (the body, inline), `enqueue`, `enqueue_to`,
+//!   `enqueue_many`, `enqueue_or_run`, `enqueue_in`, `enqueue_at` (on an explicit
+//!   backend), `result`, the builder `with(..)` ([`with_builder`],
+//!   [`with_methods`]) and `__redisq_call`, which a worker calls ([`call`]).
 //!
-//! When the attribute or the signature is wrong, the errors are emitted next to
-//! the unchanged function, so the user sees them and nothing that follows from them.
+//! [`fifo`] is the pipeline: it parses the attribute, checks the signature, makes
+//! the plan and assembles the items ([`task`]). When the attribute or the
+//! signature is wrong, it hands the errors to [`fallback`], which
+//! emits them with stand-ins for these items, so the user sees them and nothing
+//! that follows from them. With the plan's `Bodies::Unreachable`, the functions
+//! here keep their signatures and give up their bodies for that.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::ext::IdentExt;
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::visit::Visit;
-use syn::visit_mut::VisitMut;
-use syn::{
-    Attribute, Error, FnArg, GenericParam, Ident, Item, ItemFn, Pat, ReturnType, Signature, Type,
-    Visibility,
-};
+use syn::ItemFn;
 
 use crate::args::FifoArgs;
+use crate::fallback;
+use crate::plan::{Batch, Bodies, Plan};
+use crate::signature::{check_batch, check_signature, not_a_function};
+use crate::types::Output;
 
-/// Prefix of every name that generated code declares, reserved for it.
-const RESERVED_PREFIX: &str = "__redisq_";
-
-/// Expands `#[fifo(args)] item`. Never fails: errors become `compile_error!`.
+/// Expands `#[fifo(args)] item`. Never fails: errors become `compile_error!`s,
+/// emitted with the [`fallback`] items.
 pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
     let func = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(func) => func,
@@ -42,427 +46,58 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
 
-    let args = syn::parse2::<FifoArgs>(args);
+    let parsed = syn::parse2::<FifoArgs>(args.clone());
     let params = check_signature(&func.sig);
-    let params = match (&args, params) {
-        (Ok(args), Ok(params)) if args.batch.is_some() => {
+    let params = match (&parsed, params) {
+        (Ok(parsed), Ok(params)) if parsed.batch.is_some() => {
             check_batch(&func.sig, &params).map(|()| params)
         }
         (_, params) => params,
     };
-    match (args, params) {
-        (Ok(args), Ok(params)) => expand(&args, &func, &params),
-        (args, params) => {
-            let mut errors: Option<Error> = None;
-            for error in [args.err(), params.err()].into_iter().flatten() {
-                match &mut errors {
-                    Some(all) => all.combine(error),
-                    None => errors = Some(error),
-                }
-            }
-            let errors = errors.map(|e| e.to_compile_error());
-            quote!(#errors #item)
+    match (parsed, params) {
+        (Ok(parsed), Ok(params)) => task(&Plan::new(&parsed, &func, &params, Bodies::Real)),
+        (Ok(parsed), Err(errors)) => fallback::expand(&errors, Some(parsed), &args, &func, &item),
+        (Err(errors), Ok(_)) => fallback::expand(&errors, None, &args, &func, &item),
+        (Err(mut errors), Err(more)) => {
+            errors.combine(more);
+            fallback::expand(&errors, None, &args, &func, &item)
         }
     }
 }
 
-/// A batch task takes exactly one argument, a `Vec` of items.
-fn check_batch(sig: &Signature, params: &[Param<'_>]) -> syn::Result<()> {
-    const MESSAGE: &str =
-        "a batch task takes exactly one argument, a `Vec` of items: e.g. `points: Vec<Point>`";
-    match params {
-        [param] if vec_item(param.ty).is_some() => Ok(()),
-        [param] => Err(Error::new_spanned(param.ty, MESSAGE)),
-        _ => Err(Error::new_spanned(&sig.inputs, MESSAGE)),
+/// The generated items of a valid task: the hidden body, the enqueuing function
+/// and the module.
+fn task(plan: &Plan<'_>) -> TokenStream {
+    let hidden = hidden_fn(plan);
+    let plain = plain_fn(plan);
+    let module = module(plan);
+    quote! {
+        #hidden
+        #plain
+        #module
     }
 }
 
-/// `T` when `ty` is `Result<T, ..>` (by its last path segment) with type arguments.
-fn result_ok_type(ty: &Type) -> Option<&Type> {
-    let Type::Path(path) = ty else {
-        return None;
-    };
-    let segment = path.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
-        return None;
-    };
-    args.args.iter().find_map(|arg| match arg {
-        syn::GenericArgument::Type(ok) => Some(ok),
-        _ => None,
-    })
+/// `&Default::default()`: the options of a call made without `with(..)`.
+fn default_options() -> TokenStream {
+    quote!(&::core::default::Default::default())
 }
 
-/// `T` when `ty` is `Vec<T>` (by its last path segment).
-fn vec_item(ty: &Type) -> Option<&Type> {
-    let Type::Path(path) = ty else {
-        return None;
-    };
-    let segment = path.path.segments.last()?;
-    if segment.ident != "Vec" {
-        return None;
-    }
-    let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
-        return None;
-    };
-    match args.args.iter().collect::<Vec<_>>().as_slice() {
-        [syn::GenericArgument::Type(item)] => Some(item),
-        _ => None,
-    }
-}
-
-/// The error for an attribute on something that is not a free function, spanned
-/// at the item's keyword and name when it parses as an item.
-fn not_a_function(item: &TokenStream) -> TokenStream {
-    const MESSAGE: &str = "#[fifo] can only be applied to a free function";
-    let head = match syn::parse2::<Item>(item.clone()) {
-        Ok(item) => item_head(&item),
-        Err(_) => item.clone(),
-    };
-    let error = if head.is_empty() {
-        Error::new(Span::call_site(), MESSAGE)
-    } else {
-        Error::new_spanned(head, MESSAGE)
-    };
-    error.to_compile_error()
-}
-
-/// The keyword and name of an item, for spanning an error at them.
-fn item_head(item: &Item) -> TokenStream {
-    match item {
-        Item::Struct(i) => {
-            let (kw, ident) = (&i.struct_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Enum(i) => {
-            let (kw, ident) = (&i.enum_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Union(i) => {
-            let (kw, ident) = (&i.union_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Trait(i) => {
-            let (kw, ident) = (&i.trait_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::TraitAlias(i) => {
-            let (kw, ident) = (&i.trait_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Impl(i) => {
-            let (kw, ty) = (&i.impl_token, &i.self_ty);
-            quote!(#kw #ty)
-        }
-        Item::Mod(i) => {
-            let (kw, ident) = (&i.mod_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Const(i) => {
-            let (kw, ident) = (&i.const_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Static(i) => {
-            let (kw, ident) = (&i.static_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Type(i) => {
-            let (kw, ident) = (&i.type_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Use(i) => i.use_token.to_token_stream(),
-        Item::ExternCrate(i) => {
-            let (kw, ident) = (&i.crate_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::ForeignMod(i) => i.abi.to_token_stream(),
-        Item::Macro(i) => i.mac.path.to_token_stream(),
-        other => other.to_token_stream(),
-    }
-}
-
-/// One parameter of a task: its identifier and its type.
-struct Param<'a> {
-    /// The identifier, without `mut`.
-    ident: &'a Ident,
-    /// The type as written.
-    ty: &'a Type,
-}
-
-/// Checks everything a task's signature must satisfy, and returns its parameters.
-/// All problems are reported, each at its own tokens.
-fn check_signature(sig: &Signature) -> syn::Result<Vec<Param<'_>>> {
-    let mut errors = Errors::default();
-
-    if let Some(token) = &sig.constness {
-        errors.push(token, "#[fifo] functions cannot be `const`");
-    }
-    if let Some(token) = &sig.asyncness {
-        errors.push(token, "async functions are not supported yet by #[fifo]");
-    }
-    if let Some(token) = &sig.unsafety {
-        errors.push(
-            token,
-            "#[fifo] functions cannot be `unsafe`: a worker cannot uphold their safety contract",
-        );
-    }
-    if let Some(abi) = &sig.abi {
-        errors.push(abi, "#[fifo] functions cannot have an `extern` ABI");
-    }
-    if !sig.generics.params.is_empty() {
-        let only_lifetimes = sig
-            .generics
-            .params
-            .iter()
-            .all(|p| matches!(p, GenericParam::Lifetime(_)));
-        let message = if only_lifetimes {
-            "#[fifo] functions cannot have lifetime parameters: task arguments must be owned types"
-        } else {
-            "#[fifo] functions cannot be generic: a worker must know the concrete argument types"
-        };
-        let (lt, params, gt) = (
-            &sig.generics.lt_token,
-            &sig.generics.params,
-            &sig.generics.gt_token,
-        );
-        errors.push(quote!(#lt #params #gt), message);
-    }
-    if let Some(where_clause) = &sig.generics.where_clause {
-        errors.push(
-            where_clause,
-            "#[fifo] functions cannot have a `where` clause",
-        );
-    }
-
-    let mut params = Vec::with_capacity(sig.inputs.len());
-    for input in &sig.inputs {
-        match input {
-            FnArg::Receiver(receiver) => {
-                errors.push(receiver, "#[fifo] functions cannot take `self`");
-            }
-            FnArg::Typed(typed) => {
-                let ident = match &*typed.pat {
-                    Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
-                        if pat.ident.unraw().to_string().starts_with(RESERVED_PREFIX) {
-                            errors.push(
-                                &pat.ident,
-                                "names starting with `__redisq_` are reserved for the code \
-                                 generated by #[fifo]",
-                            );
-                        }
-                        Some(&pat.ident)
-                    }
-                    Pat::Wild(wild) => {
-                        errors.push(
-                            wild,
-                            "task arguments must be named, as their names are the task's \
-                             parameter names: write e.g. `_unused: T` instead of `_: T`",
-                        );
-                        None
-                    }
-                    other => {
-                        errors.push(
-                            other,
-                            "task arguments must be plain identifiers like `to: String`, \
-                             as their names are the task's parameter names",
-                        );
-                        None
-                    }
-                };
-                let mut finder = BadTypeFinder::default();
-                finder.visit_type(&typed.ty);
-                for reference in finder.references {
-                    errors.push(
-                        reference,
-                        "task arguments must be owned types: the call is serialized and \
-                         run later, so take e.g. `String` instead of `&str`",
-                    );
-                }
-                for impl_trait in finder.impl_traits {
-                    errors.push(
-                        impl_trait,
-                        "`impl Trait` is not supported in task arguments: a worker must \
-                         know the concrete type to deserialize",
-                    );
-                }
-                if let Some(ident) = ident {
-                    params.push(Param {
-                        ident,
-                        ty: &typed.ty,
-                    });
-                }
-            }
-        }
-    }
-    if let Some(variadic) = &sig.variadic {
-        errors.push(variadic, "#[fifo] functions cannot be variadic");
-    }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        let mut finder = BadTypeFinder::default();
-        finder.visit_type(ty);
-        for impl_trait in finder.impl_traits {
-            errors.push(
-                impl_trait,
-                "`impl Trait` is not supported in the return type of a #[fifo] function: \
-                 name the concrete type",
-            );
-        }
-    }
-
-    errors.finish().map(|()| params)
-}
-
-/// Accumulates errors so that all of them are reported at once.
-#[derive(Default)]
-struct Errors(Option<Error>);
-
-impl Errors {
-    /// Adds an error spanned at `tokens`.
-    fn push<T: ToTokens>(&mut self, tokens: T, message: &str) {
-        let error = Error::new_spanned(tokens, message);
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    /// `Err` with every error pushed, or `Ok` if there was none.
-    fn finish(self) -> syn::Result<()> {
-        match self.0 {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Finds references and `impl Trait` in a type, outside of function pointer and
-/// trait object types (where a reference is fine and the type is not data anyway).
-#[derive(Default)]
-struct BadTypeFinder<'a> {
-    /// `&T` and `&mut T`.
-    references: Vec<&'a syn::TypeReference>,
-    /// `impl Trait`.
-    impl_traits: Vec<&'a syn::TypeImplTrait>,
-}
-
-impl<'a> Visit<'a> for BadTypeFinder<'a> {
-    fn visit_type_reference(&mut self, node: &'a syn::TypeReference) {
-        self.references.push(node);
-    }
-
-    fn visit_type_impl_trait(&mut self, node: &'a syn::TypeImplTrait) {
-        self.impl_traits.push(node);
-    }
-
-    fn visit_type_bare_fn(&mut self, _: &'a syn::TypeBareFn) {}
-
-    fn visit_type_trait_object(&mut self, _: &'a syn::TypeTraitObject) {}
-}
-
-/// Rewrites a type written in the function's module so that it means the same
-/// inside the generated child module: `self::X` becomes `super::X` and
-/// `super::X` becomes `super::super::X`. Other paths resolve the same there,
-/// through `use super::*`.
-struct ReparentPaths;
-
-impl VisitMut for ReparentPaths {
-    fn visit_path_mut(&mut self, path: &mut syn::Path) {
-        if path.leading_colon.is_none() {
-            if let Some(first) = path.segments.first_mut() {
-                if first.ident == "self" {
-                    first.ident = Ident::new("super", first.ident.span());
-                } else if first.ident == "super" {
-                    let span = first.ident.span();
-                    path.segments
-                        .insert(0, syn::PathSegment::from(Ident::new("super", span)));
-                }
-            }
-        }
-        syn::visit_mut::visit_path_mut(self, path);
-    }
-
-    fn visit_visibility_mut(&mut self, _: &mut Visibility) {}
-}
-
-/// [`ReparentPaths`] on a copy of `ty`.
-fn reparent(ty: &Type) -> Type {
-    let mut ty = ty.clone();
-    ReparentPaths.visit_type_mut(&mut ty);
-    ty
-}
-
-/// How the value returned by the task's body becomes its outcome.
-enum Output {
-    /// No return type, or `()`.
-    Unit,
-    /// A type path whose last segment is `Result`: `Ok` is the value, `Err` a failure.
-    Result,
-    /// Anything else: the value, serialized.
-    Value,
-}
-
-/// Classifies a return type, looking through parentheses.
-fn classify_output(output: &ReturnType) -> Output {
-    let ReturnType::Type(_, ty) = output else {
-        return Output::Unit;
-    };
-    let mut ty: &Type = ty;
-    loop {
-        match ty {
-            Type::Paren(inner) => ty = &inner.elem,
-            Type::Group(inner) => ty = &inner.elem,
-            Type::Tuple(tuple) if tuple.elems.is_empty() => return Output::Unit,
-            Type::Path(path)
-                if path.qself.is_none()
-                    && path
-                        .path
-                        .segments
-                        .last()
-                        .is_some_and(|segment| segment.ident == "Result") =>
-            {
-                return Output::Result;
-            }
-            _ => return Output::Value,
-        }
-    }
-}
-
-/// Whether `attr` is documentation (`///`, `//!` or `#[doc = ...]`/`#[doc(...)]`).
-fn is_doc(attr: &Attribute) -> bool {
-    attr.path().is_ident("doc")
-}
-
-/// Whether `attr` must also apply to the generated enqueuing function and module:
-/// `cfg` (so they exist exactly when the body does) and `allow` (so a lint the
-/// user silenced on the function stays silenced on what replaces it).
-fn is_shared(attr: &Attribute) -> bool {
-    attr.path().is_ident("cfg") || attr.path().is_ident("allow")
-}
-
-/// The generated code for a valid attribute on a valid function.
-fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
-    let ItemFn {
+/// The hidden function: the original attributes (but the docs), signature
+/// (parameters with their `mut`, return type) and body, under a reserved name.
+fn hidden_fn(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
         attrs,
-        vis,
-        sig,
+        run_sig,
         block,
-    } = func;
-    let ident = &sig.ident;
-    let run_ident = format_ident!("{}run_{}", RESERVED_PREFIX, ident.unraw());
-    let queue = &args.queue;
-
-    let docs = attrs.iter().filter(|a| is_doc(a));
-    let other_attrs = attrs.iter().filter(|a| !is_doc(a));
-    let shared_attrs: Vec<&Attribute> = attrs.iter().filter(|a| is_shared(a)).collect();
-
-    // The hidden function: the original signature (parameters with their `mut`,
-    // return type) and body under a reserved name.
-    let mut run_sig = sig.clone();
-    run_sig.ident = run_ident.clone();
+        ..
+    } = plan;
+    let other = &attrs.other;
     // The lints allowed are those the user cannot act on: owned arguments and no
     // `const` are required by #[fifo]; the enqueuing function and `enqueue` take
     // the same arguments (plus a backend).
-    let hidden = quote! {
-        #(#other_attrs)*
+    quote! {
+        #(#other)*
         #[doc(hidden)]
         #[allow(
             non_snake_case,
@@ -471,292 +106,578 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             clippy::missing_const_for_fn
         )]
         #run_sig #block
-    };
+    }
+}
 
-    // Parameter lists: in the function's module, and inside the generated module.
-    let idents: Vec<&Ident> = params.iter().map(|p| p.ident).collect();
-    let outer_params = params.iter().map(|Param { ident, ty }| quote!(#ident: #ty));
-    let inner_types: Vec<Type> = params.iter().map(|p| reparent(p.ty)).collect();
-    let inner_params: Vec<TokenStream> = idents
-        .iter()
-        .zip(&inner_types)
-        .map(|(ident, ty)| quote!(#ident: #ty))
-        .collect();
-    let names = params.iter().map(|p| p.ident.unraw().to_string());
-    let args_tuple = if params.is_empty() {
-        quote!(&[(); 0])
-    } else {
-        quote!(&(#(#idents,)*))
-    };
-    // The same, by reference, for calls that keep the arguments to run them inline.
-    let args_ref_tuple = if params.is_empty() {
-        quote!(&[(); 0])
-    } else {
-        quote!(&(#(&#idents,)*))
-    };
-    let inner_output = match &sig.output {
-        ReturnType::Default => quote!(),
-        ReturnType::Type(arrow, ty) => {
-            let ty = reparent(ty);
-            quote!(#arrow #ty)
-        }
-    };
-    // What the body returns, as a type: in the function's module and inside the
-    // generated module.
-    let (outer_ret, inner_ret) = match &sig.output {
-        ReturnType::Default => (quote!(()), quote!(())),
-        ReturnType::Type(_, ty) => {
-            let inner = reparent(ty);
-            (quote!(#ty), quote!(#inner))
-        }
-    };
-    // `backend`, `delay`, `at`, `queue`, `items`, `item` unless a task parameter already
-    // has that name.
-    let own_param = |name: &str| {
-        if idents.iter().any(|i| *i == name) {
-            format_ident!("{}{}", RESERVED_PREFIX, name)
-        } else {
-            format_ident!("{}", name)
-        }
-    };
-    let backend = own_param("backend");
-    let delay = own_param("delay");
-    let at = own_param("at");
-    let queue_param = own_param("queue");
-    let items = own_param("items");
-    let item = own_param("item");
+/// A generated function's body: `real`, or `::core::unreachable!()` in a fallback.
+fn body(plan: &Plan<'_>, real: TokenStream) -> TokenStream {
+    match plan.bodies {
+        Bodies::Real => quote!({ #real }),
+        Bodies::Unreachable => quote!({ ::core::unreachable!() }),
+    }
+}
 
-    // What one enqueued call takes: the arguments, or for a batch task one item. Then the
-    // argument tuple that is serialized (by value, and by reference for calls that keep
-    // the arguments to run them inline), and what `enqueue_many` takes per call (the
-    // argument types as a tuple, except that one argument is its own type and none is
-    // `()`) with how it becomes the tuple.
-    let batch_item = args
-        .batch
-        .as_ref()
-        .and_then(|_| inner_types.first())
-        .and_then(vec_item)
-        .cloned();
-    let (call_params, call_args, item_ty, item_to_args) = match &batch_item {
-        Some(item_ty) => (
-            vec![quote!(#item: #item_ty)],
-            quote!(&(#item,)),
-            quote!(#item_ty),
-            quote!(.map(|__redisq_item| (__redisq_item,))),
-        ),
-        None => {
-            let (item_ty, item_to_args) = match inner_types.as_slice() {
-                [] => (quote!(()), quote!(.map(|()| [(); 0]))),
-                [ty] => (quote!(#ty), quote!(.map(|__redisq_item| (__redisq_item,)))),
-                types => (quote!((#(#types,)*)), quote!()),
-            };
-            (
-                inner_params.clone(),
-                args_tuple.clone(),
-                item_ty,
-                item_to_args,
-            )
-        }
+/// The plain call `send_email(..)`, with the function's docs and visibility: it
+/// enqueues on the global backend, and with `fallback = "inline"` runs the body
+/// here when Redis is unreachable.
+pub(crate) fn plain_fn(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        vis,
+        ident,
+        attrs,
+        docs,
+        params,
+        ..
+    } = plan;
+    let (user_docs, separator, enqueue_doc, shared) =
+        (&attrs.docs, &docs.separator, &docs.enqueue, &attrs.shared);
+    let (ret, real) = match (&plan.batch, plan.fallback_inline) {
+        (None, false) => plain_enqueue(plan),
+        (None, true) => plain_enqueue_or_run(plan),
+        (Some(batch), false) => plain_enqueue_batch(plan, batch),
+        (Some(batch), true) => plain_enqueue_or_run_batch(plan, batch),
     };
-    let default_options = quote!(&::core::default::Default::default());
-    let call_idents: Vec<&Ident> = match &batch_item {
-        Some(_) => vec![&item],
-        None => idents.clone(),
-    };
+    let body = body(plan, real);
+    let (outer_params, g) = (&params.outer, &plan.outer_generics);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    quote! {
+        #(#user_docs)*
+        #separator
+        #[doc = #enqueue_doc]
+        #(#shared)*
+        #[allow(dead_code, clippy::too_many_arguments)]
+        #vis fn #ident #generics (#(#outer_params),*) -> #ret #where_clause #body
+    }
+}
 
-    // Intra-doc links to the module's functions, unless the name is a raw
-    // identifier, which a link cannot spell.
-    let (run_link, enqueue_link) = if ident.to_string().starts_with("r#") {
-        (format!("`{ident}::run`"), format!("`{ident}::enqueue`"))
-    } else {
-        (format!("[`{ident}::run`]"), format!("[`{ident}::enqueue`]"))
-    };
-    let what = if batch_item.is_some() {
-        "each item as its own task"
-    } else {
-        "the call"
-    };
-    let enqueue_doc = if args.fallback_inline {
-        format!(
-            " Calling this function enqueues {what} on queue `{queue}` through the global \
-             backend (see `redisq::init`) and returns `Dispatch::Queued` with the id(s). \
-             When Redis is unreachable (`redisq::Error::Unavailable`), it runs the body inline \
-             in this thread instead and returns `Dispatch::RanInline` with what the body \
-             returned (`#[fifo(fallback = \"inline\")]`); other errors are returned. Use \
-             {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
-            queue = queue.value(),
-        )
-    } else {
-        format!(
-            " Calling this function does not run it: it enqueues {what} on queue `{queue}` \
-             through the global backend (see `redisq::init`) and returns the id(s). Use \
-             {run_link} to run the body inline, {enqueue_link} for an explicit backend.",
-            queue = queue.value(),
+/// The return type and body of the plain call of a task: enqueues the call.
+fn plain_enqueue(plan: &Plan<'_>) -> (TokenStream, TokenStream) {
+    let (ident, args_tuple, default_options) = (plan.ident, &plan.params.tuple, default_options());
+    let ret = quote!(::redisq::Result<::redisq::TaskId>);
+    let body = quote! {
+        ::redisq::__private::submit(
+            &::redisq::__private::global()?,
+            &#ident::DEF,
+            #default_options,
+            #args_tuple,
         )
     };
-    // The plain call: enqueue on the global backend, and with `fallback = "inline"`
-    // run the body here when Redis is unreachable.
-    let plain_call = match (&batch_item, args.fallback_inline) {
-        (None, false) => quote! {
-            #vis fn #ident(#(#outer_params),*) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::submit(
-                    &::redisq::__private::global()?,
-                    &#ident::DEF,
-                    #default_options,
-                    #args_tuple,
-                )
-            }
-        },
-        (None, true) => quote! {
-            #vis fn #ident(#(#outer_params),*)
-                -> ::redisq::Result<::redisq::Dispatch<#outer_ret>>
-            {
-                let __redisq_b = ::redisq::__private::global()?;
-                let __redisq_enqueued = ::redisq::__private::submit(
-                    &__redisq_b,
-                    &#ident::DEF,
-                    #default_options,
-                    #args_ref_tuple,
-                );
-                ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
-                    #run_ident(#(#idents),*)
-                })
-            }
-        },
-        (Some(_), false) => {
-            let items_ident = idents[0];
-            quote! {
-                #vis fn #ident(#(#outer_params),*)
-                    -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>>
-                {
-                    ::redisq::__private::submit_many(
-                        &::redisq::__private::global()?,
-                        &#ident::DEF,
-                        #default_options,
-                        ::core::iter::IntoIterator::into_iter(#items_ident)
-                            .map(|__redisq_item| (__redisq_item,)),
-                    )
-                }
-            }
-        }
-        (Some(_), true) => {
-            let items_ident = idents[0];
-            quote! {
-                #vis fn #ident(#(#outer_params),*)
-                    -> ::redisq::Result<
-                        ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
-                    >
-                {
-                    let __redisq_b = ::redisq::__private::global()?;
-                    let __redisq_enqueued = ::redisq::__private::submit_many(
-                        &__redisq_b,
-                        &#ident::DEF,
-                        #default_options,
-                        #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
-                    );
-                    ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
-                        #run_ident(#items_ident)
-                    })
-                }
-            }
-        }
+    (ret, body)
+}
+
+/// The return type and body of the plain call of a task with `fallback = "inline"`:
+/// enqueues the call, or runs it inline.
+fn plain_enqueue_or_run(plan: &Plan<'_>) -> (TokenStream, TokenStream) {
+    let Plan {
+        ident,
+        run_ident,
+        params,
+        ret,
+        ..
+    } = plan;
+    let (idents, outer_ret) = (&params.idents, &ret.outer);
+    let (args_ref_tuple, default_options) = (&params.ref_tuple, default_options());
+    let ret = quote!(::redisq::Result<::redisq::Dispatch<#outer_ret>>);
+    let body = quote! {
+        let __redisq_b = ::redisq::__private::global()?;
+        let __redisq_enqueued = ::redisq::__private::submit(
+            &__redisq_b,
+            &#ident::DEF,
+            #default_options,
+            #args_ref_tuple,
+        );
+        ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
+            #run_ident(#(#idents),*)
+        })
     };
-    // `enqueue_or_run`: for a batch task, of many items at once.
-    let enqueue_or_run = match &batch_item {
-        None => quote! {
-            /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
-            /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
-            /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
-            /// returned.
-            ///
-            /// # Errors
-            /// Any other error of `enqueue`, for which the body does not run.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_or_run(
-                #backend: &::redisq::RedisQueueBackend,
-                #(#inner_params),*
-            ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> {
-                let __redisq_enqueued = ::redisq::__private::submit(
-                    #backend,
-                    &DEF,
-                    #default_options,
-                    #args_ref_tuple,
-                );
-                ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
-                    self::run(#(#idents),*)
-                })
-            }
-        },
-        Some(_) => {
-            let items_ident = idents[0];
-            let items_ty = &inner_types[0];
-            quote! {
-                /// Enqueues each item as its own task, in one round trip, and returns
-                /// `Dispatch::Queued` with their ids; when Redis is unreachable
-                /// (`redisq::Error::Unavailable`), runs the body inline with all the items
-                /// instead, logs a warning and returns `Dispatch::RanInline` with what it
-                /// returned.
-                ///
-                /// # Errors
-                /// Any other error of `enqueue_many`, for which the body does not run.
-                pub fn enqueue_or_run(
-                    #backend: &::redisq::RedisQueueBackend,
-                    #items_ident: #items_ty,
-                ) -> ::redisq::Result<
-                    ::redisq::Dispatch<#inner_ret, ::std::vec::Vec<::redisq::TaskId>>,
-                > {
-                    let __redisq_enqueued = ::redisq::__private::submit_many(
-                        #backend,
-                        &DEF,
-                        #default_options,
-                        #items_ident.iter().map(|__redisq_item| (__redisq_item,)),
-                    );
-                    ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
-                        self::run(#items_ident)
-                    })
-                }
-            }
-        }
+    (ret, body)
+}
+
+/// The return type and body of the plain call of a batch task: enqueues each item
+/// as its own task.
+fn plain_enqueue_batch(plan: &Plan<'_>, batch: &Batch) -> (TokenStream, TokenStream) {
+    let (ident, items, default_options) = (plan.ident, &batch.items, default_options());
+    let ret = quote!(::redisq::Result<::std::vec::Vec<::redisq::TaskId>>);
+    let body = quote! {
+        ::redisq::__private::submit_many(
+            &::redisq::__private::global()?,
+            &#ident::DEF,
+            #default_options,
+            ::core::iter::IntoIterator::into_iter(#items)
+                .map(|__redisq_item| (__redisq_item,)),
+        )
     };
-    let separator = (attrs.iter().any(is_doc)).then(|| quote!(#[doc = ""]));
-    let module_doc = format!(
-        " The task `{}`: its wire name, queue, and the ways to run or enqueue it.",
-        ident.unraw()
+    (ret, body)
+}
+
+/// The return type and body of the plain call of a batch task with
+/// `fallback = "inline"`: enqueues each item as its own task, or runs the body
+/// inline with all of them.
+fn plain_enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> (TokenStream, TokenStream) {
+    let Plan {
+        ident,
+        run_ident,
+        ret,
+        ..
+    } = plan;
+    let (outer_ret, items, default_options) = (&ret.outer, &batch.items, default_options());
+    let ret = quote! {
+        ::redisq::Result<
+            ::redisq::Dispatch<#outer_ret, ::std::vec::Vec<::redisq::TaskId>>,
+        >
+    };
+    let body = quote! {
+        let __redisq_b = ::redisq::__private::global()?;
+        let __redisq_enqueued = ::redisq::__private::submit_many(
+            &__redisq_b,
+            &#ident::DEF,
+            #default_options,
+            #items.iter().map(|__redisq_item| (__redisq_item,)),
+        );
+        ::redisq::__private::or_run_inline(&#ident::DEF, &__redisq_b, __redisq_enqueued, move || {
+            #run_ident(#items)
+        })
+    };
+    (ret, body)
+}
+
+/// The module named after the task, with the function's visibility, holding its
+/// constants, its registration and the ways to run or enqueue it.
+pub(crate) fn module(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        vis,
+        ident,
+        attrs,
+        docs,
+        ..
+    } = plan;
+    let (module_doc, shared) = (&docs.module, &attrs.shared);
+    let items = [
+        consts(plan),
+        registration(plan),
+        run(plan),
+        enqueue(plan),
+        enqueue_to(plan),
+        enqueue_many(plan),
+        match &plan.batch {
+            None => enqueue_or_run(plan),
+            Some(batch) => enqueue_or_run_batch(plan, batch),
+        },
+        enqueue_in(plan),
+        enqueue_at(plan),
+        result(plan),
+        with_builder(plan),
+        with_methods(plan),
+        call(plan),
+    ];
+    quote! {
+        #[doc = #module_doc]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis mod #ident {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #(#items)*
+        }
+    }
+}
+
+/// `NAME` and `QUEUE`.
+fn consts(plan: &Plan<'_>) -> TokenStream {
+    let (name, queue) = (&plan.def.name, plan.def.queue);
+    quote! {
+        /// The task's wire name.
+        pub const NAME: &str = #name;
+
+        /// The queue this task is sent to by default.
+        pub const QUEUE: &str = #queue;
+    }
+}
+
+/// `DEF`, the task's registration, and its submission to the registry (not in a
+/// fallback, whose task does not exist).
+fn registration(plan: &Plan<'_>) -> TokenStream {
+    let (names, options) = (&plan.params.names, &plan.def.options);
+    let submit = (plan.bodies == Bodies::Real)
+        .then(|| quote!(::redisq::__private::inventory::submit! { DEF }));
+    quote! {
+        /// The task's registration, submitted to the registry at start-up.
+        #[doc(hidden)]
+        pub const DEF: ::redisq::__private::TaskDef =
+            ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
+                #options;
+
+        #submit
+    }
+}
+
+/// `run`: the body, inline.
+fn run(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        run_ident,
+        params,
+        ret,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (inner_params, idents, inner_output) = (&params.inner, &params.idents, &ret.inner_output);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(plan, quote!(super::#run_ident(#(#idents),*)));
+    quote! {
+        /// Runs the original body inline, in this thread, without Redis.
+        #[allow(clippy::too_many_arguments)]
+        pub fn run #generics (#(#inner_params),*) #inner_output #where_clause #body
+    }
+}
+
+/// `enqueue`: on an explicit backend.
+fn enqueue(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (backend, call_params, call_args) = (&own.backend, &call.params, &call.args);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let default_options = default_options();
+    let body = body(
+        plan,
+        quote!(::redisq::__private::submit(#backend, &DEF, #default_options, #call_args)),
     );
-    let name = match &args.name {
-        Some(name) => name.to_token_stream(),
-        None => quote!(::core::module_path!()),
-    };
-    let workers = args.workers.as_ref().map(|n| quote!(.workers(#n)));
-    let retries = args.retries.as_ref().map(|n| quote!(.retries(#n)));
-    let priority = args
-        .priority
-        .as_ref()
-        .map(|p| quote!(.priority(::redisq::Priority::#p)));
-    let batch = args.batch.as_ref().map(|n| quote!(.batch(#n)));
-    let no_store = (!args.store_result).then(|| quote!(.no_store()));
-    // What a success stores, for the typed `result`: `T` of `Result<T, E>`, the value, `()`.
-    let success_ty = match (classify_output(&sig.output), &sig.output) {
-        (Output::Unit, _) | (_, ReturnType::Default) => quote!(()),
-        (Output::Result, ReturnType::Type(_, ty)) => match result_ok_type(ty) {
-            Some(ok) => {
-                let ok = reparent(ok);
-                quote!(#ok)
-            }
-            None => quote!(::redisq::__private::serde_json::Value),
-        },
-        (Output::Value, ReturnType::Type(_, ty)) => {
-            let ty = reparent(ty);
-            quote!(#ty)
-        }
-    };
+    quote! {
+        /// Enqueues a call on an explicit backend and returns its id.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
+    }
+}
 
-    // Decoding the arguments in `__redisq_call`: each `let` is spanned at the
-    // parameter's type, so a type that cannot be deserialized is reported there.
-    let decode = if params.is_empty() {
+/// `enqueue_to`: on a queue named at run time.
+fn enqueue_to(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (backend, queue) = (&own.backend, &own.queue);
+    let (call_params, call_idents) = (&call.params, &call.idents);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote!(with(#backend).queue(#queue).enqueue(#(#call_idents),*)),
+    );
+    quote! {
+        /// Enqueues a call on `queue`, named at run time, instead of the task's own
+        /// queue, and returns its id. A worker serving that queue runs it.
+        ///
+        /// # Errors
+        /// `redisq::Error::Config` when `queue` is empty; otherwise as `enqueue`.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_to #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #queue: &str,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
+    }
+}
+
+/// `enqueue_many`: one call per item, in one round trip.
+fn enqueue_many(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (backend, items, item_ty) = (&own.backend, &own.items, &call.item_ty);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(plan, quote!(with(#backend).enqueue_many(#items)));
+    quote! {
+        /// Enqueues one call per item (the arguments as a tuple; one argument alone;
+        /// `()` for none; for a batch task, one item) on the task's queue, in one round
+        /// trip, and returns their ids in item order; the queue holds them in that
+        /// order too. No items: no round trip, no ids.
+        ///
+        /// # Errors
+        /// When an item's arguments cannot be serialized, nothing is enqueued. When
+        /// Redis fails part-way, some leading calls may have been enqueued.
+        pub fn enqueue_many #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
+        ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> #where_clause #body
+    }
+}
+
+/// `enqueue_or_run`: enqueues, or runs the body inline when Redis is unreachable.
+fn enqueue_or_run(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own,
+        params,
+        ret,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (backend, inner_params, inner_ret) = (&own.backend, &params.inner, &ret.inner);
+    let (args_ref_tuple, idents, default_options) =
+        (&params.ref_tuple, &params.idents, default_options());
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote! {
+            let __redisq_enqueued = ::redisq::__private::submit(
+                #backend,
+                &DEF,
+                #default_options,
+                #args_ref_tuple,
+            );
+            ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
+                self::run(#(#idents),*)
+            })
+        },
+    );
+    quote! {
+        /// Enqueues a call and returns `Dispatch::Queued` with its id; when Redis is
+        /// unreachable (`redisq::Error::Unavailable`), runs the body inline in this
+        /// thread instead, logs a warning and returns `Dispatch::RanInline` with what it
+        /// returned.
+        ///
+        /// # Errors
+        /// Any other error of `enqueue`, for which the body does not run.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_or_run #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #(#inner_params),*
+        ) -> ::redisq::Result<::redisq::Dispatch<#inner_ret>> #where_clause #body
+    }
+}
+
+/// `enqueue_or_run` of a batch task: enqueues the items, or runs the body inline
+/// with all of them when Redis is unreachable.
+fn enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
+    let Plan {
+        own,
+        ret,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (backend, inner_ret, default_options) = (&own.backend, &ret.inner, default_options());
+    let (items, items_ty) = (&batch.items, &batch.items_ty);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote! {
+            let __redisq_enqueued = ::redisq::__private::submit_many(
+                #backend,
+                &DEF,
+                #default_options,
+                #items.iter().map(|__redisq_item| (__redisq_item,)),
+            );
+            ::redisq::__private::or_run_inline(&DEF, #backend, __redisq_enqueued, move || {
+                self::run(#items)
+            })
+        },
+    );
+    quote! {
+        /// Enqueues each item as its own task, in one round trip, and returns
+        /// `Dispatch::Queued` with their ids; when Redis is unreachable
+        /// (`redisq::Error::Unavailable`), runs the body inline with all the items
+        /// instead, logs a warning and returns `Dispatch::RanInline` with what it
+        /// returned.
+        ///
+        /// # Errors
+        /// Any other error of `enqueue_many`, for which the body does not run.
+        pub fn enqueue_or_run #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #items: #items_ty,
+        ) -> ::redisq::Result<
+            ::redisq::Dispatch<#inner_ret, ::std::vec::Vec<::redisq::TaskId>>,
+        > #where_clause #body
+    }
+}
+
+/// `enqueue_in`: a call due once a delay has passed.
+fn enqueue_in(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (backend, delay) = (&own.backend, &own.delay);
+    let (call_params, call_idents) = (&call.params, &call.idents);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote!(with(#backend).delay(#delay).enqueue(#(#call_idents),*)),
+    );
+    quote! {
+        /// Enqueues a call to run once `delay` has passed, and returns its id.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_in #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #delay: ::core::time::Duration,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
+    }
+}
+
+/// `enqueue_at`: a call due at a given time.
+fn enqueue_at(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (backend, at) = (&own.backend, &own.at);
+    let (call_params, call_idents) = (&call.params, &call.idents);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let body = body(
+        plan,
+        quote!(with(#backend).at(#at).enqueue(#(#call_idents),*)),
+    );
+    quote! {
+        /// Enqueues a call to run at `at` (at once if it is past), and returns its id.
+        #[allow(clippy::too_many_arguments)]
+        pub fn enqueue_at #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            #at: ::std::time::SystemTime,
+            #(#call_params),*
+        ) -> ::redisq::Result<::redisq::TaskId> #where_clause #body
+    }
+}
+
+/// `result`: a done task's result, typed.
+fn result(plan: &Plan<'_>) -> TokenStream {
+    let (backend, success_ty) = (&plan.own.backend, &plan.ret.success);
+    let (generics, where_clause) = (
+        &plan.inner_generics.params,
+        &plan.inner_generics.where_clause,
+    );
+    let body = body(
+        plan,
+        quote!(::redisq::__private::typed_result(#backend, id)),
+    );
+    quote! {
+        /// The result of task `id` once it is done, deserialized into what the function
+        /// returns on success; `None` while it is not done, or when its record has
+        /// expired or is not kept (`store_result = false`).
+        ///
+        /// # Errors
+        /// `redisq::Error::TaskFailed` when the task is dead, with its last error;
+        /// `redisq::Error::Result` when the stored result does not deserialize.
+        pub fn result #generics (
+            #backend: &::redisq::RedisQueueBackend,
+            id: &::redisq::TaskId,
+        ) -> ::redisq::Result<::core::option::Option<#success_ty>> #where_clause #body
+    }
+}
+
+/// `with(backend)` and the builder `With` it returns, for one call's options.
+fn with_builder(plan: &Plan<'_>) -> TokenStream {
+    let backend = &plan.own.backend;
+    quote! {
+        /// Options for the next call on `backend`: its priority lane, its queue, when it
+        /// is due. `with(&backend).priority(redisq::Priority::High).enqueue(..)`.
+        pub fn with(#backend: &::redisq::RedisQueueBackend) -> With<'_> {
+            With {
+                backend: #backend,
+                options: ::core::default::Default::default(),
+            }
+        }
+
+        /// A call being set up by [`with`].
+        #[must_use = "nothing is enqueued until `enqueue` or `enqueue_many` is called"]
+        pub struct With<'a> {
+            backend: &'a ::redisq::RedisQueueBackend,
+            options: ::redisq::__private::Options<'a>,
+        }
+    }
+}
+
+/// The methods of `With`: the options, then `enqueue` and `enqueue_many`.
+fn with_methods(plan: &Plan<'_>) -> TokenStream {
+    let Plan {
+        own,
+        call,
+        inner_generics: g,
+        ..
+    } = plan;
+    let (items, call_params, call_args) = (&own.items, &call.params, &call.args);
+    let (item_ty, item_to_args) = (&call.item_ty, &call.item_to_args);
+    let (generics, where_clause) = (&g.params, &g.where_clause);
+    let enqueue = body(
+        plan,
+        quote!(::redisq::__private::submit(self.backend, &DEF, &self.options, #call_args)),
+    );
+    let enqueue_many = body(
+        plan,
+        quote! {
+            ::redisq::__private::submit_many(
+                self.backend,
+                &DEF,
+                &self.options,
+                ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
+            )
+        },
+    );
+    quote! {
+        impl<'a> With<'a> {
+            /// Waits in this lane of the queue instead of the task's default.
+            pub fn priority(mut self, priority: ::redisq::Priority) -> Self {
+                self.options.priority = ::core::option::Option::Some(priority);
+                self
+            }
+
+            /// Goes to `queue`, named at run time, instead of the task's own.
+            pub fn queue(mut self, queue: &'a str) -> Self {
+                self.options.queue = ::core::option::Option::Some(queue);
+                self
+            }
+
+            /// Runs once `delay` has passed (in the normal lane when due).
+            pub fn delay(mut self, delay: ::core::time::Duration) -> Self {
+                self.options.at =
+                    ::core::option::Option::Some(::std::time::SystemTime::now() + delay);
+                self
+            }
+
+            /// Runs at `at`, at once if it is past (in the normal lane when due).
+            pub fn at(mut self, at: ::std::time::SystemTime) -> Self {
+                self.options.at = ::core::option::Option::Some(at);
+                self
+            }
+
+            /// Enqueues the call and returns its id.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue #generics (self, #(#call_params),*)
+                -> ::redisq::Result<::redisq::TaskId> #where_clause #enqueue
+
+            /// Enqueues one call per item in one round trip; see [`enqueue_many`].
+            pub fn enqueue_many #generics (
+                self,
+                #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
+            ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> #where_clause #enqueue_many
+        }
+    }
+}
+
+/// `__redisq_call`, which a worker calls with a payload's arguments: decodes them,
+/// runs the body and turns what it returns into the call's outcome.
+fn call(plan: &Plan<'_>) -> TokenStream {
+    let Plan { params, ret, .. } = plan;
+    let idents = &params.idents;
+    // Each `let` is spanned at the parameter's type, so a type that cannot be
+    // deserialized is reported there.
+    let decode = if idents.is_empty() {
         quote!(let _ = __redisq_args.list(DEF.params)?;)
     } else {
-        let lets = idents.iter().zip(&inner_types).map(
+        let lets = idents.iter().zip(&params.inner_types).map(
             |(ident, ty)| quote_spanned!(ty.span()=> let #ident: #ty = __redisq_args.next()?;),
         );
         quote! {
@@ -765,7 +686,7 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
         }
     };
     // `self::run`, as a parameter named `run` would shadow a bare `run`.
-    let outcome = match classify_output(&sig.output) {
+    let outcome = match ret.output {
         Output::Unit => quote! {
             self::run(#(#idents),*);
             ::redisq::__private::outcome_unit()
@@ -777,291 +698,52 @@ fn expand(args: &FifoArgs, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
             quote!(::redisq::__private::outcome_from_value(&self::run(#(#idents),*)))
         }
     };
-
+    let body = body(
+        plan,
+        quote! {
+            #decode
+            #outcome
+        },
+    );
     quote! {
-        #hidden
-
-        #(#docs)*
-        #separator
-        #[doc = #enqueue_doc]
-        #(#shared_attrs)*
-        #[allow(dead_code, clippy::too_many_arguments)]
-        #plain_call
-
-        #[doc = #module_doc]
-        #(#shared_attrs)*
-        #[allow(dead_code)]
-        #vis mod #ident {
-            #[allow(unused_imports)]
-            use super::*;
-
-            /// The task's wire name.
-            pub const NAME: &str = #name;
-
-            /// The queue this task is sent to by default.
-            pub const QUEUE: &str = #queue;
-
-            /// The task's registration, submitted to the registry at start-up.
-            #[doc(hidden)]
-            pub const DEF: ::redisq::__private::TaskDef =
-                ::redisq::__private::TaskDef::new(NAME, QUEUE, &[#(#names),*], __redisq_call)
-                    #workers #retries #priority #batch #no_store;
-
-            ::redisq::__private::inventory::submit! { DEF }
-
-            /// Runs the original body inline, in this thread, without Redis.
-            #[allow(clippy::too_many_arguments)]
-            pub fn run(#(#inner_params),*) #inner_output {
-                super::#run_ident(#(#idents),*)
-            }
-
-            /// Enqueues a call on an explicit backend and returns its id.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue(
-                #backend: &::redisq::RedisQueueBackend,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                ::redisq::__private::submit(#backend, &DEF, #default_options, #call_args)
-            }
-
-            /// Enqueues a call on `queue`, named at run time, instead of the task's own
-            /// queue, and returns its id. A worker serving that queue runs it.
-            ///
-            /// # Errors
-            /// `redisq::Error::Config` when `queue` is empty; otherwise as `enqueue`.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_to(
-                #backend: &::redisq::RedisQueueBackend,
-                #queue_param: &str,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                with(#backend).queue(#queue_param).enqueue(#(#call_idents),*)
-            }
-
-            /// Enqueues one call per item (the arguments as a tuple; one argument alone;
-            /// `()` for none; for a batch task, one item) on the task's queue, in one round
-            /// trip, and returns their ids in item order; the queue holds them in that
-            /// order too. No items: no round trip, no ids.
-            ///
-            /// # Errors
-            /// When an item's arguments cannot be serialized, nothing is enqueued. When
-            /// Redis fails part-way, some leading calls may have been enqueued.
-            pub fn enqueue_many(
-                #backend: &::redisq::RedisQueueBackend,
-                #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
-            ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
-                with(#backend).enqueue_many(#items)
-            }
-
-            #enqueue_or_run
-
-            /// Enqueues a call to run once `delay` has passed, and returns its id.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_in(
-                #backend: &::redisq::RedisQueueBackend,
-                #delay: ::core::time::Duration,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                with(#backend).delay(#delay).enqueue(#(#call_idents),*)
-            }
-
-            /// Enqueues a call to run at `at` (at once if it is past), and returns its id.
-            #[allow(clippy::too_many_arguments)]
-            pub fn enqueue_at(
-                #backend: &::redisq::RedisQueueBackend,
-                #at: ::std::time::SystemTime,
-                #(#call_params),*
-            ) -> ::redisq::Result<::redisq::TaskId> {
-                with(#backend).at(#at).enqueue(#(#call_idents),*)
-            }
-
-            /// The result of task `id` once it is done, deserialized into what the function
-            /// returns on success; `None` while it is not done, or when its record has
-            /// expired or is not kept (`store_result = false`).
-            ///
-            /// # Errors
-            /// `redisq::Error::TaskFailed` when the task is dead, with its last error;
-            /// `redisq::Error::Result` when the stored result does not deserialize.
-            pub fn result(
-                #backend: &::redisq::RedisQueueBackend,
-                id: &::redisq::TaskId,
-            ) -> ::redisq::Result<::core::option::Option<#success_ty>> {
-                ::redisq::__private::typed_result(#backend, id)
-            }
-
-            /// Options for the next call on `backend`: its priority lane, its queue, when it
-            /// is due. `with(&backend).priority(redisq::Priority::High).enqueue(..)`.
-            pub fn with(#backend: &::redisq::RedisQueueBackend) -> With<'_> {
-                With {
-                    backend: #backend,
-                    options: ::core::default::Default::default(),
-                }
-            }
-
-            /// A call being set up by [`with`].
-            #[must_use = "nothing is enqueued until `enqueue` or `enqueue_many` is called"]
-            pub struct With<'a> {
-                backend: &'a ::redisq::RedisQueueBackend,
-                options: ::redisq::__private::Options<'a>,
-            }
-
-            impl<'a> With<'a> {
-                /// Waits in this lane of the queue instead of the task's default.
-                pub fn priority(mut self, priority: ::redisq::Priority) -> Self {
-                    self.options.priority = ::core::option::Option::Some(priority);
-                    self
-                }
-
-                /// Goes to `queue`, named at run time, instead of the task's own.
-                pub fn queue(mut self, queue: &'a str) -> Self {
-                    self.options.queue = ::core::option::Option::Some(queue);
-                    self
-                }
-
-                /// Runs once `delay` has passed (in the normal lane when due).
-                pub fn delay(mut self, delay: ::core::time::Duration) -> Self {
-                    self.options.at =
-                        ::core::option::Option::Some(::std::time::SystemTime::now() + delay);
-                    self
-                }
-
-                /// Runs at `at`, at once if it is past (in the normal lane when due).
-                pub fn at(mut self, at: ::std::time::SystemTime) -> Self {
-                    self.options.at = ::core::option::Option::Some(at);
-                    self
-                }
-
-                /// Enqueues the call and returns its id.
-                #[allow(clippy::too_many_arguments)]
-                pub fn enqueue(self, #(#call_params),*) -> ::redisq::Result<::redisq::TaskId> {
-                    ::redisq::__private::submit(self.backend, &DEF, &self.options, #call_args)
-                }
-
-                /// Enqueues one call per item in one round trip; see [`enqueue_many`].
-                pub fn enqueue_many(
-                    self,
-                    #items: impl ::core::iter::IntoIterator<Item = #item_ty>,
-                ) -> ::redisq::Result<::std::vec::Vec<::redisq::TaskId>> {
-                    ::redisq::__private::submit_many(
-                        self.backend,
-                        &DEF,
-                        &self.options,
-                        ::core::iter::IntoIterator::into_iter(#items) #item_to_args,
-                    )
-                }
-            }
-
-            fn __redisq_call(
-                __redisq_args: ::redisq::__private::Args<'_>,
-            ) -> ::redisq::__private::CallResult {
-                #decode
-                #outcome
-            }
-        }
+        fn __redisq_call(
+            __redisq_args: ::redisq::__private::Args<'_>,
+        ) -> ::redisq::__private::CallResult #body
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{check_signature, classify_output, fifo, reparent, Output};
+    use super::fifo;
     use quote::quote;
-    use syn::{ItemFn, Type};
-
-    fn output_of(item: proc_macro2::TokenStream) -> Result<Output, syn::Error> {
-        let func: ItemFn = syn::parse2(item)?;
-        Ok(classify_output(&func.sig.output))
-    }
-
-    #[test]
-    fn classifies_return_types() -> syn::Result<()> {
-        assert!(matches!(
-            output_of(quote!(
-                fn f() {}
-            ))?,
-            Output::Unit
-        ));
-        assert!(matches!(
-            output_of(quote!(
-                fn f() -> () {}
-            ))?,
-            Output::Unit
-        ));
-        assert!(matches!(
-            output_of(quote!(
-                fn f() -> (()) {}
-            ))?,
-            Output::Unit
-        ));
-        assert!(matches!(
-            output_of(quote!(
-                fn f() -> Result<u8, E> {}
-            ))?,
-            Output::Result
-        ));
-        assert!(matches!(
-            output_of(quote!(
-                fn f() -> std::io::Result<u8> {}
-            ))?,
-            Output::Result
-        ));
-        assert!(matches!(
-            output_of(quote!(
-                fn f() -> Option<u8> {}
-            ))?,
-            Output::Value
-        ));
-        assert!(matches!(
-            output_of(quote!(
-                fn f() -> (u8, u8) {}
-            ))?,
-            Output::Value
-        ));
-        Ok(())
-    }
-
-    #[test]
-    fn reparents_relative_paths() -> syn::Result<()> {
-        let ty: Type = syn::parse2(quote!(Vec<(self::A, super::B, crate::C, D, ::e::F)>))?;
-        let ty = reparent(&ty);
-        assert_eq!(
-            quote!(#ty).to_string(),
-            quote!(Vec<(super::A, super::super::B, crate::C, D, ::e::F)>).to_string()
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn reports_every_signature_problem() -> syn::Result<()> {
-        let func: ItemFn = syn::parse2(quote!(
-            async unsafe fn f<T>(&self, a: &str, (b, c): (u8, u8), _: u8) -> impl Tr {}
-        ))?;
-        let messages: Vec<String> = match check_signature(&func.sig) {
-            Ok(_) => Vec::new(),
-            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
-        };
-        let starts = [
-            "async functions are not supported yet",
-            "#[fifo] functions cannot be `unsafe`",
-            "#[fifo] functions cannot be generic",
-            "#[fifo] functions cannot take `self`",
-            "task arguments must be owned types",
-            "task arguments must be plain identifiers",
-            "task arguments must be named",
-            "`impl Trait` is not supported in the return type",
-        ];
-        assert_eq!(messages.len(), starts.len(), "{messages:#?}");
-        for (message, start) in messages.iter().zip(starts) {
-            assert!(message.starts_with(start), "{message:?} vs {start:?}");
-        }
-        Ok(())
-    }
 
     #[test]
     fn errors_keep_the_original_item() {
+        // A function: the errors, the function under the hidden name, and stand-ins
+        // for the generated items, registering nothing.
+        let out = fifo(
+            quote!(queue = ""),
+            quote!(
+                fn f(x: u8) {}
+            ),
+        )
+        .to_string();
+        assert!(out.starts_with(":: core :: compile_error !"));
+        assert!(out.contains(
+            &quote!(
+                fn __redisq_run_f(x: u8) {}
+            )
+            .to_string()
+        ));
+        assert!(out.contains("fn f (x : u8) -> :: redisq :: Result < :: redisq :: TaskId >"));
+        assert!(out.contains("mod f"));
+        assert!(out.contains(":: core :: unreachable ! ()"));
+        assert!(!out.contains("inventory"));
+        // A method: there can be no module next to it.
         let item = quote!(
-            fn f(x: u8) {}
+            fn f(&self, x: u8) {}
         );
-        let out = fifo(quote!(queue = ""), item.clone()).to_string();
+        let out = fifo(quote!(queue = "q"), item.clone()).to_string();
         assert!(out.contains("compile_error"));
         assert!(out.ends_with(&item.to_string()));
         let out = fifo(

@@ -6,11 +6,19 @@
 //! function plus a registration, written against `redisq`'s hidden `__private`
 //! module.
 //!
-//! The crate is split by stage: `args` parses the attribute's arguments and
-//! `expand` checks the function and generates the code.
+//! The crate is split by stage: `args` parses the attribute's arguments,
+//! `signature` checks the function's signature and returns its parameters,
+//! `types` classifies and rewrites the types in it, `plan` derives once every
+//! name, type and flag the generated items need, and `expand` writes each item
+//! from the plan. On a misuse, `fallback` emits the errors with stand-ins for the
+//! generated items, so that their uses do not fail too.
 
 mod args;
 mod expand;
+mod fallback;
+mod plan;
+mod signature;
+mod types;
 
 use proc_macro::TokenStream;
 
@@ -202,7 +210,9 @@ use proc_macro::TokenStream;
 /// # Errors
 ///
 /// Misuse is a compile error at the offending tokens, reported next to the
-/// unchanged function so that nothing else fails because of it:
+/// unchanged function and stand-ins for the generated function and module (with
+/// their signatures, as far as the broken input tells them), so that nothing else
+/// fails because of it, not even the code using them:
 ///
 /// ```text
 /// missing `queue` argument: write #[fifo(queue = "name")]
