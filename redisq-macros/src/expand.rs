@@ -376,7 +376,7 @@ fn enqueue_to(plan: &Plan<'_>) -> TokenStream {
         /// queue, and returns its id. A worker serving that queue runs it.
         ///
         /// # Errors
-        /// `redisq::Error::Config` when `queue` is empty; otherwise as `enqueue`.
+        /// `redisq::Error::InvalidArgument` when `queue` is empty; otherwise as `enqueue`.
         #[allow(clippy::too_many_arguments)]
         pub fn enqueue_to #generics (
             #backend: &::redisq::RedisQueueBackend,
@@ -386,7 +386,7 @@ fn enqueue_to(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
-/// `enqueue_many`: one call per item, in one round trip.
+/// `enqueue_many`: one call per item, a round trip per thousand.
 fn enqueue_many(plan: &Plan<'_>) -> TokenStream {
     let Plan {
         own,
@@ -483,7 +483,7 @@ fn enqueue_or_run_batch(plan: &Plan<'_>, batch: &Batch) -> TokenStream {
         },
     );
     quote! {
-        /// Enqueues each item as its own task, in one round trip, and returns
+        /// Enqueues each item as its own task (a round trip per thousand), and returns
         /// `Dispatch::Queued` with their ids; when Redis is unreachable
         /// (`redisq::Error::Unavailable`), runs the body inline with all the items
         /// instead, logs a warning and returns `Dispatch::RanInline` with what it
@@ -658,7 +658,7 @@ fn with_methods(plan: &Plan<'_>) -> TokenStream {
             pub fn enqueue #generics (self, #(#call_params),*)
                 -> ::redisq::Result<::redisq::TaskId> #where_clause #enqueue
 
-            /// Enqueues one call per item in one round trip; see [`enqueue_many`].
+            /// Enqueues one call per item, as [`enqueue_many`] does.
             pub fn enqueue_many #generics (
                 self,
                 #items: impl ::core::iter::IntoIterator<Item = #item_ty>,

@@ -13,6 +13,8 @@
 //! from the plan. On a misuse, `fallback` emits the errors with stand-ins for the
 //! generated items, so that their uses do not fail too.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod args;
 mod expand;
 mod fallback;
@@ -48,11 +50,12 @@ use proc_macro::TokenStream;
 ///     enqueues on an explicit backend;
 ///   - `send_email::enqueue_to(backend, queue: &str, ..)`, which enqueues on a
 ///     queue named at run time instead of `QUEUE` (an empty name is
-///     `redisq::Error::Config`). A worker serving that queue runs it, as a worker
+///     `redisq::Error::InvalidArgument`). A worker serving that queue runs it, as a worker
 ///     runs whatever registered task a payload names;
 ///   - `send_email::enqueue_many(backend, items: impl IntoIterator<Item = ..>)
 ///     -> redisq::Result<Vec<redisq::TaskId>>`, which enqueues one call per item
-///     on `QUEUE` in a single round trip and returns the ids in item order (the
+///     on `QUEUE` in one round trip per thousand items (any number, for
+///     `store_result = false`) and returns the ids in item order (the
 ///     queue holds the calls in that order too). An item is the tuple of the
 ///     argument types, `(String, String)` for `send_email(to: String, subject:
 ///     String)`; for one argument, its type itself; for none, `()`. No items, no

@@ -37,68 +37,65 @@ use std::fmt::Write as _;
 use crate::status::TaskStatus;
 use crate::task::Priority;
 
-/// The fields of a status record (`<ns>:task:<id>`).
-pub(crate) mod field {
-    /// The task's [`TaskStatus`](crate::TaskStatus), by [`status_name`](super::status_name).
-    pub(crate) const STATUS: &str = "status";
-    /// Its queue.
-    pub(crate) const QUEUE: &str = "queue";
-    /// Its wire name.
-    pub(crate) const NAME: &str = "name";
-    /// When it was enqueued (Unix ms).
-    pub(crate) const CREATED_AT: &str = "created_at";
-    /// Its lane, by [`Priority::lane_name`](crate::Priority::lane_name).
-    pub(crate) const LANE: &str = "lane";
-    /// Its place in its lane: the lane's `pushed` count just after it was pushed.
-    pub(crate) const SEQ: &str = "seq";
-    /// When its last attempt started (Unix ms).
-    pub(crate) const STARTED_AT: &str = "started_at";
-    /// The consumer that ran it last.
-    pub(crate) const WORKER: &str = "worker";
-    /// Attempts made.
-    pub(crate) const ATTEMPTS: &str = "attempts";
-    /// When it finished, or its last attempt failed (Unix ms).
-    pub(crate) const FINISHED_AT: &str = "finished_at";
-    /// What it returned, as JSON.
-    pub(crate) const RESULT: &str = "result";
-    /// Its last error.
-    pub(crate) const ERROR: &str = "error";
-    /// Present while a caller of `wait` waits for it.
-    pub(crate) const WAITING: &str = "waiting";
+/// Declares a module of name constants and `ALL`, every one of them, for the Lua prelude.
+macro_rules! names {
+    ($(#[$doc:meta])* $module:ident { $($(#[$item:meta])* $name:ident = $value:literal,)* }) => {
+        $(#[$doc])*
+        pub(crate) mod $module {
+            $($(#[$item])* pub(crate) const $name: &str = $value;)*
 
-    /// Every field, for the Lua prelude.
-    pub(super) const ALL: [&str; 13] = [
-        STATUS,
-        QUEUE,
-        NAME,
-        CREATED_AT,
-        LANE,
-        SEQ,
-        STARTED_AT,
-        WORKER,
-        ATTEMPTS,
-        FINISHED_AT,
-        RESULT,
-        ERROR,
-        WAITING,
-    ];
+            /// Every name, for the Lua prelude.
+            pub(super) const ALL: &[&str] = &[$($name),*];
+        }
+    };
 }
 
-/// The fields of a queue's statistics hash (`<ns>:{<queue>}:stats`).
-pub(crate) mod stat {
-    /// Tasks (batch items) that succeeded.
-    pub(crate) const PROCESSED: &str = "processed";
-    /// Attempts that failed.
-    pub(crate) const FAILED: &str = "failed";
-    /// Failed attempts scheduled to run again.
-    pub(crate) const RETRIED: &str = "retried";
-    /// Tasks set aside as dead letters.
-    pub(crate) const DEAD: &str = "dead";
-    /// When a task last succeeded (Unix ms).
-    pub(crate) const LAST_PROCESSED: &str = "last_processed";
+names! {
+    /// The fields of a status record (`<ns>:task:<id>`).
+    field {
+        /// The task's [`TaskStatus`](crate::TaskStatus), by [`status_name`](super::status_name).
+        STATUS = "status",
+        /// Its queue.
+        QUEUE = "queue",
+        /// Its wire name.
+        NAME = "name",
+        /// When it was enqueued (Unix ms).
+        CREATED_AT = "created_at",
+        /// Its lane, by [`Priority::lane_name`](crate::Priority::lane_name).
+        LANE = "lane",
+        /// Its place in its lane: the lane's `pushed` count just after it was pushed.
+        SEQ = "seq",
+        /// When its last attempt started (Unix ms).
+        STARTED_AT = "started_at",
+        /// The consumer that ran it last.
+        WORKER = "worker",
+        /// Attempts made.
+        ATTEMPTS = "attempts",
+        /// When it finished, or its last attempt failed (Unix ms).
+        FINISHED_AT = "finished_at",
+        /// What it returned, as JSON.
+        RESULT = "result",
+        /// Its last error.
+        ERROR = "error",
+        /// Present while a caller of `wait` waits for it.
+        WAITING = "waiting",
+    }
+}
 
-    /// Every field, for the Lua prelude.
-    pub(super) const ALL: [&str; 5] = [PROCESSED, FAILED, RETRIED, DEAD, LAST_PROCESSED];
+names! {
+    /// The fields of a queue's statistics hash (`<ns>:{<queue>}:stats`).
+    stat {
+        /// Tasks (batch items) that succeeded.
+        PROCESSED = "processed",
+        /// Attempts that failed.
+        FAILED = "failed",
+        /// Failed attempts scheduled to run again.
+        RETRIED = "retried",
+        /// Tasks set aside as dead letters.
+        DEAD = "dead",
+        /// When a task last succeeded (Unix ms).
+        LAST_PROCESSED = "last_processed",
+    }
 }
 
 /// The three lanes, highest first.

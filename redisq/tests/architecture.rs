@@ -223,10 +223,16 @@ fn library_files_and_functions_stay_small() {
     const MAX_FILE: usize = 400;
     const MAX_FN: usize = 80;
     let mut found = Vec::new();
-    for (path, text) in sources(&crate_dir("redisq/src"), &["rs"]) {
+    let runtime = sources(&crate_dir("redisq/src"), &["rs"]);
+    let all = runtime
+        .iter()
+        .chain(&sources(&crate_dir("redisq-macros/src"), &["rs"]))
+        .cloned()
+        .collect::<Vec<_>>();
+    for (path, text) in &all {
         let code = &text[..text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len())];
         let lines = code.lines().count();
-        if lines > MAX_FILE {
+        if lines > MAX_FILE && runtime.iter().any(|(p, _)| p == path) {
             found.push(format!("{}: {lines} lines", path.display()));
         }
         // A function runs from its `fn` line to the next line that closes at its indent.
@@ -236,7 +242,8 @@ fn library_files_and_functions_stay_small() {
             let is_fn = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn "]
                 .iter()
                 .any(|p| t.starts_with(p));
-            if !is_fn || t.ends_with(';') {
+            // (A `fn` with `#` in it is generated code inside a `quote!`.)
+            if !is_fn || t.ends_with(';') || t.contains('#') {
                 continue;
             }
             let indent = line.len() - t.len();

@@ -1,158 +1,25 @@
 //! The claim protocol: what a consumer thread sends Redis and how.
 //!
-//! A consumer reports what happened to the tasks it finished ([`Report`]: how many of its
-//! claimed tasks are done, the [`Outcome`]s to record, its [`Tally`]), and
-//! [`ClaimConnection::settle`] turns that into one call of `settle.lua`, which
-//! acknowledges, records, promotes due tasks, renews the lease and claims more, in one
-//! atomic round trip. This file alone knows that script's argument layout. When every
-//! queue is empty the consumer blocks on their signal lists ([`ClaimConnection::wait`]).
+//! A consumer reports what happened to the tasks it finished (a [`Report`]: how many of
+//! its claimed tasks are done, the outcomes to record, its tally), and
+//! [`ClaimConnection::settle`] turns that into one call of `settle.lua` (laid out by
+//! `settle.rs`), which acknowledges, records, promotes due tasks, renews the lease and
+//! claims more, in one atomic round trip. When every queue is empty the consumer blocks
+//! on their signal lists ([`ClaimConnection::wait`]).
 
 use std::time::Duration;
 
-use redis::{Connection, ScriptInvocation};
+use redis::Connection;
 
-use super::scripts::SETTLE;
+use super::report::Report;
+use super::settle::{settle_call, split_outcomes};
 use super::RedisQueueBackend;
-use crate::clock::millis;
 use crate::error::Result;
-use crate::schema::{QueueKeys, LANES};
+use crate::schema::LANES;
 use crate::task::Priority;
 
 /// A raw task payload as stored in a list.
 pub(crate) type Payload = Vec<u8>;
-
-/// What to record of one finished task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// It failed and runs again at `due` (Unix ms); `payload` carries its attempts and errors.
-    Retry {
-        id: String,
-        attempts: u32,
-        error: String,
-        started_at: u64,
-        payload: Vec<u8>,
-        due: u64,
-    },
-    /// It is set aside: `letter` is its dead-letter record, scored `score` (Unix µs).
-    Dead {
-        id: String,
-        attempts: u32,
-        reason: String,
-        started_at: u64,
-        letter: Vec<u8>,
-        score: u64,
-    },
-    /// It succeeded with `result` (JSON); sent only for tasks that keep a record.
-    Done {
-        id: String,
-        attempts: u32,
-        result: String,
-        started_at: u64,
-    },
-}
-
-impl Outcome {
-    fn id(&self) -> &str {
-        match self {
-            Outcome::Retry { id, .. } | Outcome::Dead { id, .. } | Outcome::Done { id, .. } => id,
-        }
-    }
-
-    /// The seven script arguments of an outcome (see `apply_outcomes` in `outcomes.lua`).
-    fn add_args(&self, invocation: &mut ScriptInvocation<'_>) {
-        match self {
-            Outcome::Retry {
-                id,
-                attempts,
-                error,
-                started_at,
-                payload,
-                due,
-            } => invocation
-                .arg("retry")
-                .arg(id)
-                .arg(attempts)
-                .arg(started_at)
-                .arg(error)
-                .arg(payload)
-                .arg(due),
-            Outcome::Dead {
-                id,
-                attempts,
-                reason,
-                started_at,
-                letter,
-                score,
-            } => invocation
-                .arg("dead")
-                .arg(id)
-                .arg(attempts)
-                .arg(started_at)
-                .arg(reason)
-                .arg(letter)
-                .arg(score),
-            Outcome::Done {
-                id,
-                attempts,
-                result,
-                started_at,
-            } => invocation
-                .arg("done")
-                .arg(id)
-                .arg(attempts)
-                .arg(started_at)
-                .arg(result)
-                .arg("")
-                .arg(0),
-        };
-    }
-}
-
-/// What a settle adds to the queue's statistics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Tally {
-    pub(crate) processed: u64,
-    pub(crate) failed: u64,
-    pub(crate) retried: u64,
-    pub(crate) dead: u64,
-    /// `wait_ms:run_ms` samples, comma-separated.
-    pub(crate) samples: String,
-}
-
-impl Tally {
-    fn is_empty(&self) -> bool {
-        *self == Tally::default()
-    }
-}
-
-/// What a consumer finished on one queue since its last settle there.
-#[derive(Debug, Default)]
-pub(crate) struct Report {
-    /// How many tasks at the head of the claimed list are finished.
-    pub(crate) done: usize,
-    /// What to record of them.
-    pub(crate) outcomes: Vec<Outcome>,
-    /// Ids of finished tasks with no outcome to record (no status record), whose state
-    /// the queue may track: forgotten with the settle.
-    pub(crate) forget: Vec<String>,
-    /// What they add to the queue's statistics.
-    pub(crate) tally: Tally,
-}
-
-impl Report {
-    /// Whether there is nothing to settle.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.done == 0
-            && self.outcomes.is_empty()
-            && self.forget.is_empty()
-            && self.tally.is_empty()
-    }
-
-    /// Forgets everything, once settled (or abandoned).
-    pub(crate) fn clear(&mut self) {
-        *self = Report::default();
-    }
-}
 
 /// How a settle ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,10 +29,6 @@ pub(crate) enum Mode {
     /// Pop up to `max` tasks (at most once): nothing is acknowledged.
     Pop,
 }
-
-/// Outcomes one script call records at most; a larger report sends its leading outcomes
-/// in calls of their own first (recording twice is harmless, acknowledging early is not).
-const OUTCOMES_PER_CALL: usize = 500;
 
 /// One consumer thread's connection to Redis and its side of the claim protocol.
 ///
@@ -216,41 +79,40 @@ impl ClaimConnection {
         max: usize,
         track: bool,
     ) -> Result<Vec<Payload>> {
-        let keys = self.backend.keys(queue);
-        let (leading, last) = split_outcomes(&report.outcomes);
-        for outcomes in leading {
-            let call = settle_call(&self.backend, &keys, &self.consumer)
-                .outcomes(outcomes)
-                .mode("record");
-            let _: Vec<Payload> = call.invocation().invoke(self.con()?)?;
-        }
         let mode = match mode {
             Mode::Claim => "claim",
             Mode::Pop => "pop",
         };
-        let call = settle_call(&self.backend, &keys, &self.consumer)
-            .report(report, last)
-            .mode(mode)
-            .take(max, track);
-        Ok(call.invocation().invoke(self.con()?)?)
+        self.send(queue, report, mode, max, track)
     }
 
     /// Settles `report` on `queue` and hands every other task this consumer claimed there
     /// back to the head of the queue, dropping its lease; says how many went back.
     pub(crate) fn release(&mut self, queue: &str, report: &Report) -> Result<usize> {
+        let moved: Vec<usize> = self.send(queue, report, "release", 0, false)?;
+        Ok(moved.first().copied().unwrap_or(0))
+    }
+
+    /// Sends `report` in `mode`: the outcomes too many for one call first, on their own.
+    fn send<T: redis::FromRedisValue>(
+        &mut self,
+        queue: &str,
+        report: &Report,
+        mode: &'static str,
+        max: usize,
+        track: bool,
+    ) -> Result<T> {
         let keys = self.backend.keys(queue);
         let (leading, last) = split_outcomes(&report.outcomes);
         for outcomes in leading {
-            let call = settle_call(&self.backend, &keys, &self.consumer)
-                .outcomes(outcomes)
-                .mode("record");
+            let call = settle_call(&self.backend, &keys, &self.consumer).outcomes(outcomes);
             let _: Vec<Payload> = call.invocation().invoke(self.con()?)?;
         }
         let call = settle_call(&self.backend, &keys, &self.consumer)
             .report(report, last)
-            .mode("release");
-        let moved: Vec<usize> = call.invocation().invoke(self.con()?)?;
-        Ok(moved.first().copied().unwrap_or(0))
+            .mode(mode)
+            .take(max, track);
+        Ok(call.invocation().invoke(self.con()?)?)
     }
 
     /// Waits up to `timeout` for a wake-up token on any of the queues' signal lists; true
@@ -317,160 +179,5 @@ impl ClaimConnection {
             pipe.add_command(cmd).ignore();
         }
         Ok(pipe.query::<()>(self.con()?)?)
-    }
-}
-
-/// The outcomes too many for the last call, in calls of their own, and the rest.
-fn split_outcomes(outcomes: &[Outcome]) -> (std::slice::Chunks<'_, Outcome>, &[Outcome]) {
-    let last = outcomes.len().saturating_sub(1) / OUTCOMES_PER_CALL * OUTCOMES_PER_CALL;
-    let (leading, rest) = outcomes.split_at(last);
-    (leading.chunks(OUTCOMES_PER_CALL), rest)
-}
-
-/// One call of `settle.lua`, argument by argument.
-pub(super) struct SettleCall<'a> {
-    backend: &'a RedisQueueBackend,
-    keys: &'a QueueKeys,
-    consumer: &'a str,
-    mode: &'static str,
-    done: usize,
-    max: usize,
-    track: bool,
-    forget: &'a [String],
-    outcomes: &'a [Outcome],
-    tally: Option<&'a Tally>,
-}
-
-/// A settle of nothing for `consumer` on the queue of `keys`: set what it carries.
-pub(super) fn settle_call<'a>(
-    backend: &'a RedisQueueBackend,
-    keys: &'a QueueKeys,
-    consumer: &'a str,
-) -> SettleCall<'a> {
-    SettleCall {
-        backend,
-        keys,
-        consumer,
-        mode: "record",
-        done: 0,
-        max: 0,
-        track: false,
-        forget: &[],
-        outcomes: &[],
-        tally: None,
-    }
-}
-
-impl<'a> SettleCall<'a> {
-    pub(super) fn mode(mut self, mode: &'static str) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    fn outcomes(mut self, outcomes: &'a [Outcome]) -> Self {
-        self.outcomes = outcomes;
-        self
-    }
-
-    /// Everything of `report` but its outcomes, which are `outcomes`.
-    fn report(mut self, report: &'a Report, outcomes: &'a [Outcome]) -> Self {
-        self.done = report.done;
-        self.forget = &report.forget;
-        self.outcomes = outcomes;
-        self.tally = Some(&report.tally);
-        self
-    }
-
-    fn take(mut self, max: usize, track: bool) -> Self {
-        self.max = max;
-        self.track = track;
-        self
-    }
-
-    /// The script call: the layout documented at the top of `settle.lua`.
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
-        let k = self.keys;
-        let config = self.backend.config();
-        let ns = self.backend.namespace_keys();
-        let mut invocation = SETTLE.prepare_invoke();
-        invocation
-            .key(k.lane(Priority::Normal))
-            .key(k.claimed(self.consumer))
-            .key(k.leases())
-            .key(k.scheduled())
-            .key(k.dead())
-            .key(k.lane(Priority::High))
-            .key(k.lane(Priority::Low))
-            .key(k.signal())
-            .key(k.stats())
-            .key(k.throughput())
-            .key(k.latency())
-            .key(k.counters())
-            .key(k.state());
-        for outcome in self.outcomes {
-            invocation
-                .key(ns.record(outcome.id()))
-                .key(ns.record_done(outcome.id()));
-        }
-        let nothing = Tally::default();
-        let tally = self.tally.unwrap_or(&nothing);
-        invocation
-            .arg(self.consumer)
-            .arg(millis(config.lease))
-            .arg(self.mode)
-            .arg(self.done)
-            .arg(self.max)
-            .arg(if self.track { "1" } else { "0" })
-            .arg(config.dead_max)
-            .arg(config.dead_max_age_ms())
-            .arg(config.result_ttl_secs())
-            .arg(config.dead_ttl_secs())
-            .arg(tally.processed)
-            .arg(tally.failed)
-            .arg(tally.retried)
-            .arg(tally.dead)
-            .arg(&tally.samples)
-            .arg(self.forget.len());
-        for id in self.forget {
-            invocation.arg(id);
-        }
-        invocation.arg(self.outcomes.len());
-        for outcome in self.outcomes {
-            outcome.add_args(&mut invocation);
-        }
-        invocation
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn done(n: usize) -> Vec<Outcome> {
-        (0..n)
-            .map(|i| Outcome::Done {
-                id: i.to_string(),
-                attempts: 1,
-                result: "null".to_owned(),
-                started_at: 0,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn large_reports_are_split_with_the_rest_last() {
-        let sizes = |n: usize| {
-            let outcomes = done(n);
-            let (leading, last) = split_outcomes(&outcomes);
-            (
-                leading.map(<[Outcome]>::len).collect::<Vec<_>>(),
-                last.len(),
-            )
-        };
-        assert_eq!(sizes(0), (vec![], 0));
-        assert_eq!(sizes(1), (vec![], 1));
-        assert_eq!(sizes(500), (vec![], 500));
-        assert_eq!(sizes(501), (vec![500], 1));
-        assert_eq!(sizes(1_200), (vec![500, 500], 200));
     }
 }

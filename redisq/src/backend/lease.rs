@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::claim::settle_call;
 use super::scripts::{EXPIRED, RECOVER, RENEW};
+use super::settle::settle_call;
 use super::RedisQueueBackend;
 use crate::clock::millis;
 use crate::error::Result;

@@ -2,7 +2,8 @@
 //!
 //! Only this module speaks to Redis, one file per concept: `config` (settings), `pool`
 //! (the producers' connections), `push` (enqueueing), `claim` (the consumers' claim
-//! protocol on their dedicated connections), `lease` (renewal and recovery), `dead`
+//! protocol on their dedicated connections; `report` is what they send and `settle` its
+//! script's layout), `lease` (renewal and recovery), `dead`
 //! (dead-letter administration), `registry` (the worker registry's writes), `inspect`
 //! (every read: records, positions, statistics, health) and `scripts` (the Lua, in
 //! `lua/`). Keys and field names come from [`crate::schema`].
@@ -16,7 +17,9 @@ mod pool;
 mod push;
 mod records;
 mod registry;
+mod report;
 mod scripts;
+mod settle;
 
 use std::collections::HashSet;
 use std::env;
@@ -27,11 +30,12 @@ use redis::IntoConnectionInfo;
 
 use crate::error::{Error, Result};
 use crate::schema::{NamespaceKeys, QueueKeys};
-pub(crate) use claim::{ClaimConnection, Mode, Outcome, Payload, Report};
+pub(crate) use claim::{ClaimConnection, Mode, Payload};
 pub(crate) use config::Config;
 pub use config::Delivery;
 use pool::{Pool, Pooled};
 pub(crate) use push::Batch;
+pub(crate) use report::{Outcome, Report};
 
 /// The Redis queue backend: where tasks are pushed and from where workers take them.
 ///

@@ -1,0 +1,86 @@
+//! What a consumer reports of the tasks it finished, for its next settle: a [`Report`] of
+//! [`Outcome`]s and a [`Tally`].
+
+/// What to record of one finished task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It failed and runs again at `due` (Unix ms); `payload` carries its attempts and errors.
+    Retry {
+        id: String,
+        attempts: u32,
+        error: String,
+        started_at: u64,
+        payload: Vec<u8>,
+        due: u64,
+    },
+    /// It is set aside: `letter` is its dead-letter record, scored `score` (Unix µs).
+    Dead {
+        id: String,
+        attempts: u32,
+        reason: String,
+        started_at: u64,
+        letter: Vec<u8>,
+        score: u64,
+    },
+    /// It succeeded with `result` (JSON); sent only for tasks that keep a record.
+    Done {
+        id: String,
+        attempts: u32,
+        result: String,
+        started_at: u64,
+    },
+}
+
+impl Outcome {
+    pub(super) fn id(&self) -> &str {
+        match self {
+            Outcome::Retry { id, .. } | Outcome::Dead { id, .. } | Outcome::Done { id, .. } => id,
+        }
+    }
+}
+
+/// What a settle adds to the queue's statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) processed: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+    pub(crate) dead: u64,
+    /// `wait_ms:run_ms` samples, comma-separated.
+    pub(crate) samples: String,
+}
+
+impl Tally {
+    pub(super) fn is_empty(&self) -> bool {
+        *self == Tally::default()
+    }
+}
+
+/// What a consumer finished on one queue since its last settle there.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// How many tasks at the head of the claimed list are finished.
+    pub(crate) done: usize,
+    /// What to record of them.
+    pub(crate) outcomes: Vec<Outcome>,
+    /// Ids of finished tasks with no outcome to record (no status record), whose state
+    /// the queue may track: forgotten with the settle.
+    pub(crate) forget: Vec<String>,
+    /// What they add to the queue's statistics.
+    pub(crate) tally: Tally,
+}
+
+impl Report {
+    /// Whether there is nothing to settle.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.done == 0
+            && self.outcomes.is_empty()
+            && self.forget.is_empty()
+            && self.tally.is_empty()
+    }
+
+    /// Forgets everything, once settled (or abandoned).
+    pub(crate) fn clear(&mut self) {
+        *self = Report::default();
+    }
+}

@@ -1,0 +1,221 @@
+//! One call of `settle.lua`: this file alone knows the script's argument layout
+//! (documented at the top of `lua/settle.lua`).
+
+use redis::ScriptInvocation;
+
+use super::report::{Outcome, Report, Tally};
+use super::scripts::SETTLE;
+use super::RedisQueueBackend;
+use crate::clock::millis;
+use crate::schema::QueueKeys;
+use crate::task::Priority;
+
+/// Outcomes one script call records at most; a larger report sends its leading outcomes
+/// in calls of their own first (recording twice is harmless, acknowledging early is not).
+const OUTCOMES_PER_CALL: usize = 500;
+
+/// The outcomes too many for the last call, in calls of their own, and the rest.
+pub(super) fn split_outcomes(
+    outcomes: &[Outcome],
+) -> (std::slice::Chunks<'_, Outcome>, &[Outcome]) {
+    let last = outcomes.len().saturating_sub(1) / OUTCOMES_PER_CALL * OUTCOMES_PER_CALL;
+    let (leading, rest) = outcomes.split_at(last);
+    (leading.chunks(OUTCOMES_PER_CALL), rest)
+}
+
+/// One call of `settle.lua`, argument by argument.
+pub(super) struct SettleCall<'a> {
+    backend: &'a RedisQueueBackend,
+    keys: &'a QueueKeys,
+    consumer: &'a str,
+    mode: &'static str,
+    done: usize,
+    max: usize,
+    track: bool,
+    forget: &'a [String],
+    outcomes: &'a [Outcome],
+    tally: Option<&'a Tally>,
+}
+
+/// A settle of nothing for `consumer` on the queue of `keys`: set what it carries.
+pub(super) fn settle_call<'a>(
+    backend: &'a RedisQueueBackend,
+    keys: &'a QueueKeys,
+    consumer: &'a str,
+) -> SettleCall<'a> {
+    SettleCall {
+        backend,
+        keys,
+        consumer,
+        mode: "record",
+        done: 0,
+        max: 0,
+        track: false,
+        forget: &[],
+        outcomes: &[],
+        tally: None,
+    }
+}
+
+impl<'a> SettleCall<'a> {
+    pub(super) fn mode(mut self, mode: &'static str) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub(super) fn outcomes(mut self, outcomes: &'a [Outcome]) -> Self {
+        self.outcomes = outcomes;
+        self
+    }
+
+    /// Everything of `report` but its outcomes, which are `outcomes`.
+    pub(super) fn report(mut self, report: &'a Report, outcomes: &'a [Outcome]) -> Self {
+        self.done = report.done;
+        self.forget = &report.forget;
+        self.outcomes = outcomes;
+        self.tally = Some(&report.tally);
+        self
+    }
+
+    pub(super) fn take(mut self, max: usize, track: bool) -> Self {
+        self.max = max;
+        self.track = track;
+        self
+    }
+
+    /// The script call: the layout documented at the top of `settle.lua`.
+    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+        let k = self.keys;
+        let config = self.backend.config();
+        let ns = self.backend.namespace_keys();
+        let mut invocation = SETTLE.prepare_invoke();
+        invocation
+            .key(k.lane(Priority::Normal))
+            .key(k.claimed(self.consumer))
+            .key(k.leases())
+            .key(k.scheduled())
+            .key(k.dead())
+            .key(k.lane(Priority::High))
+            .key(k.lane(Priority::Low))
+            .key(k.signal())
+            .key(k.stats())
+            .key(k.throughput())
+            .key(k.latency())
+            .key(k.counters())
+            .key(k.state());
+        for outcome in self.outcomes {
+            invocation
+                .key(ns.record(outcome.id()))
+                .key(ns.record_done(outcome.id()));
+        }
+        let nothing = Tally::default();
+        let tally = self.tally.unwrap_or(&nothing);
+        invocation
+            .arg(self.consumer)
+            .arg(millis(config.lease))
+            .arg(self.mode)
+            .arg(self.done)
+            .arg(self.max)
+            .arg(if self.track { "1" } else { "0" })
+            .arg(config.dead_max)
+            .arg(config.dead_max_age_ms())
+            .arg(config.result_ttl_secs())
+            .arg(config.dead_ttl_secs())
+            .arg(tally.processed)
+            .arg(tally.failed)
+            .arg(tally.retried)
+            .arg(tally.dead)
+            .arg(&tally.samples)
+            .arg(self.forget.len());
+        for id in self.forget {
+            invocation.arg(id);
+        }
+        invocation.arg(self.outcomes.len());
+        for outcome in self.outcomes {
+            add_outcome(&mut invocation, outcome);
+        }
+        invocation
+    }
+}
+
+/// The seven script arguments of an outcome (see `apply_outcomes` in `outcomes.lua`).
+fn add_outcome(invocation: &mut ScriptInvocation<'_>, outcome: &Outcome) {
+    match outcome {
+        Outcome::Retry {
+            id,
+            attempts,
+            error,
+            started_at,
+            payload,
+            due,
+        } => invocation
+            .arg("retry")
+            .arg(id)
+            .arg(attempts)
+            .arg(started_at)
+            .arg(error)
+            .arg(payload)
+            .arg(due),
+        Outcome::Dead {
+            id,
+            attempts,
+            reason,
+            started_at,
+            letter,
+            score,
+        } => invocation
+            .arg("dead")
+            .arg(id)
+            .arg(attempts)
+            .arg(started_at)
+            .arg(reason)
+            .arg(letter)
+            .arg(score),
+        Outcome::Done {
+            id,
+            attempts,
+            result,
+            started_at,
+        } => invocation
+            .arg("done")
+            .arg(id)
+            .arg(attempts)
+            .arg(started_at)
+            .arg(result)
+            .arg("")
+            .arg(0),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(n: usize) -> Vec<Outcome> {
+        (0..n)
+            .map(|i| Outcome::Done {
+                id: i.to_string(),
+                attempts: 1,
+                result: "null".to_owned(),
+                started_at: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn large_reports_are_split_with_the_rest_last() {
+        let sizes = |n: usize| {
+            let outcomes = done(n);
+            let (leading, last) = split_outcomes(&outcomes);
+            (
+                leading.map(<[Outcome]>::len).collect::<Vec<_>>(),
+                last.len(),
+            )
+        };
+        assert_eq!(sizes(0), (vec![], 0));
+        assert_eq!(sizes(1), (vec![], 1));
+        assert_eq!(sizes(500), (vec![], 500));
+        assert_eq!(sizes(501), (vec![500], 1));
+        assert_eq!(sizes(1_200), (vec![500, 500], 200));
+    }
+}
