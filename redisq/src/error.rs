@@ -25,6 +25,16 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A task's payload is larger than the backend allows (`with_max_payload`); nothing
+    /// was enqueued.
+    #[error("task payload is {bytes} bytes, more than the {max} allowed (with_max_payload)")]
+    TooLarge {
+        /// The payload's size.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+
     /// Something redisq expected to hold did not: a bug in redisq, worth reporting.
     #[error("internal error (a bug in redisq): {0}")]
     Internal(String),

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::backend::{Batch, RedisQueueBackend};
-use crate::clock::{now_millis, unix_millis};
+use crate::clock::now_millis;
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
 use crate::registry::{Registry, TaskDef};
@@ -191,8 +191,14 @@ pub(crate) fn submit_many<A: Serialize>(
     let enqueued_at = now_millis();
     for args in calls {
         let id = TaskId::generate();
+        let start = buf.len();
         wire::encode_new(&mut buf, &id, def.name, queue, &args, enqueued_at)
             .map_err(Error::Serialize)?;
+        let bytes = buf.len() - start;
+        let max = backend.config().max_payload;
+        if bytes > max {
+            return Err(Error::TooLarge { bytes, max });
+        }
         ends.push(buf.len());
         ids.push(id);
     }
@@ -216,7 +222,11 @@ pub(crate) fn submit_many<A: Serialize>(
         tasks: &tasks,
     };
     match options.at {
-        Some(at) => backend.schedule(&batch, unix_millis(at))?,
+        Some(at) => {
+            // The caller's clock says how far off `at` is; the server's clock says when.
+            let delay = at.duration_since(SystemTime::now()).unwrap_or_default();
+            backend.schedule(&batch, delay)?;
+        }
         None => backend.push(&batch, options.priority.unwrap_or(def.priority))?,
     }
     Ok(ids)

@@ -18,8 +18,11 @@
 //! | `<ns>:{<queue>}:scheduled` | sorted set | payloads of delayed tasks and retries → due time (Unix ms) |
 //! | `<ns>:{<queue>}:dead` | sorted set | dead-letter records (JSON) → when they died (Unix µs) |
 //! | `<ns>:{<queue>}:stats` | hash | processed, failed, retried, dead counts; last_processed |
-//! | `<ns>:{<queue>}:counters` | hash | `pushed:<lane>` and `taken:<lane>` counts, for positions |
+//! | `<ns>:{<queue>}:counters` | hash | `pushed:<lane>` counts (for positions), the fence number, dead-letter bytes |
 //! | `<ns>:{<queue>}:state` | hash | task id → where it moved since its record was written ([`State`]) |
+//! | `<ns>:{<queue>}:fences` | hash | consumer id → its fencing token and last settle number |
+//! | `<ns>:{<queue>}:deliveries` | hash | task → leases that ran out while it was held (poison count) |
+//! | `<ns>:{<queue>}:claimed:<consumer>:lanes` | list | the lanes of a consumer's claimed list, by segment |
 //! | `<ns>:{<queue>}:throughput` | hash | minute (Unix ms / 60,000) → tasks processed in it (the last few minutes) |
 //! | `<ns>:{<queue>}:latency` | list | recent `wait_ms:run_ms` samples (at most 1,000) |
 //!
@@ -106,10 +109,11 @@ pub(crate) fn pushed_counter(lane: Priority) -> String {
     format!("pushed:{}", lane.lane_name())
 }
 
-/// The field of the counters hash that counts the tasks ever taken from `lane`.
-pub(crate) fn taken_counter(lane: Priority) -> String {
-    format!("taken:{}", lane.lane_name())
-}
+/// The field of the counters hash that numbers fencing tokens.
+pub(crate) const FENCE_COUNTER: &str = "fence";
+
+/// The field of the counters hash that sums the bytes of the dead letters.
+pub(crate) const DEAD_BYTES_COUNTER: &str = "dead_bytes";
 
 /// How a status is written in a record.
 pub(crate) fn status_name(status: TaskStatus) -> &'static str {
@@ -142,8 +146,9 @@ pub(crate) fn parse_status(name: &str) -> Option<TaskStatus> {
 /// removed when the task's outcome is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum State {
-    /// Back in a lane, at place `seq` (0: ahead of every counted task).
-    Queued { lane: Priority, seq: u64 },
+    /// Back in a lane, at place `seq`: `pushed` of the lane minus `seq` tasks were pushed
+    /// behind it (0 or below for tasks handed back to the head).
+    Queued { lane: Priority, seq: i64 },
     /// Taken by `consumer` at `started_at` (Unix ms).
     Processing { started_at: u64, consumer: String },
 }
@@ -157,7 +162,7 @@ impl State {
         let rest = parts.next()?;
         match kind {
             "q" => Some(State::Queued {
-                lane: Priority::from_lane_name(first)?,
+                lane: *LANES.get(first.parse::<usize>().ok()?.checked_sub(1)?)?,
                 seq: rest.parse().ok()?,
             }),
             "p" => Some(State::Processing {
@@ -194,33 +199,77 @@ pub(crate) fn lua_prelude() -> String {
         let _ = write!(lua, " {name} = '{name}',");
     }
     lua.push_str(" }\n");
-    // PUSHED by lane name; TAKEN in the order lanes are taken (LANES).
-    lua.push_str("local PUSHED = {");
+    // Lanes by index in the order they are taken (LANES): names and pushed counters.
+    lua.push_str("local LANE_NAMES = {");
     for lane in LANES {
-        let _ = write!(lua, " {} = '{}',", lane.lane_name(), pushed_counter(lane));
+        let _ = write!(lua, " '{}',", lane.lane_name());
     }
-    lua.push_str(" }\nlocal TAKEN = {");
+    lua.push_str(" }\nlocal PUSHED = {");
     for lane in LANES {
-        let _ = write!(lua, " '{}',", taken_counter(lane));
+        let _ = write!(lua, " '{}',", pushed_counter(lane));
     }
     let _ = writeln!(
         lua,
-        " }}\nlocal NORMAL = '{}'\nlocal TAKEN_NORMAL = '{}'",
-        Priority::Normal.lane_name(),
-        taken_counter(Priority::Normal)
+        " }}\nlocal NORMAL = {}\nlocal FENCE_COUNTER = '{FENCE_COUNTER}'\n\
+         local DEAD_BYTES = '{DEAD_BYTES_COUNTER}'",
+        lane_index(Priority::Normal)
     );
+    // The queue's keys every queue script gets first, in `QueueKeys::script_keys` order.
+    lua.push_str("local QUEUE_KEYS = ");
+    let _ = writeln!(lua, "{}", SCRIPT_KEYS.len());
+    lua.push_str("local function queue_keys()\n  return {");
+    for (n, name) in SCRIPT_KEYS.iter().enumerate() {
+        let _ = write!(lua, " {name} = KEYS[{}],", n + 1);
+    }
+    lua.push_str(" }\nend\n");
     let _ = writeln!(
         lua,
         "local MINUTE_MS = {MINUTE_MS}\nlocal THROUGHPUT_TTL = {THROUGHPUT_TTL_SECS}\n\
          local SIGNAL_MAX = {SIGNAL_MAX}\nlocal LATENCY_MAX = {LATENCY_MAX}\n\
          local DONE_TTL = {DONE_TTL_SECS}"
     );
-    // The two forms of a `state` value, as `State::parse` reads them.
+    // The two forms of a `state` value, as `State::parse` reads them, and a fence's.
     lua.push_str(
         "local function state_queued(lane, seq) return 'q:' .. lane .. ':' .. seq end\n\
-         local function state_processing(now, consumer) return 'p:' .. now .. ':' .. consumer end\n",
+         local function state_processing(now, consumer) return 'p:' .. now .. ':' .. consumer end\n\
+         local function fence_value(token, seq) return token .. ':' .. seq end\n\
+         local function fence_parse(value)\n  \
+           local token, seq = string.match(value or '', '^(%d+):(%d+)$')\n  \
+           return tonumber(token), tonumber(seq)\nend\n",
     );
     lua
+}
+
+/// A lane's place in [`LANES`], from 1 as Lua counts: how scripts name lanes.
+pub(crate) fn lane_index(lane: Priority) -> usize {
+    LANES.iter().position(|l| *l == lane).map_or(2, |i| i + 1)
+}
+
+/// The names under which queue scripts find the keys [`QueueKeys::script_keys`] gives
+/// them, in that order.
+const SCRIPT_KEYS: [&str; 16] = [
+    "lane_high",
+    "lane_normal",
+    "lane_low",
+    "signal",
+    "scheduled",
+    "dead",
+    "leases",
+    "counters",
+    "state",
+    "stats",
+    "throughput",
+    "latency",
+    "fences",
+    "deliveries",
+    "claimed",
+    "segments",
+];
+
+/// A consumer's fence as the `fences` hash holds it: `<token>:<settle sequence>`.
+pub(crate) fn parse_fence(value: &str) -> Option<(u64, u64)> {
+    let (token, seq) = value.split_once(':')?;
+    Some((token.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Milliseconds in a minute: the throughput hash counts per minute.
@@ -302,6 +351,47 @@ impl QueueKeys {
     /// The hash of task states ([`State`]).
     pub(crate) fn state(&self) -> String {
         self.key("state")
+    }
+
+    /// The hash of consumer fences: consumer id → `<token>:<settle sequence>`.
+    pub(crate) fn fences(&self) -> String {
+        self.key("fences")
+    }
+
+    /// The hash of expired deliveries: task id (or the SHA-1 of an id-less payload) → how
+    /// many times a lease ran out while a consumer held it.
+    pub(crate) fn deliveries(&self) -> String {
+        self.key("deliveries")
+    }
+
+    /// The list of a consumer's claimed segments: `<lane index>:<count>`, one per lane a
+    /// claim took from, in the order of the claimed list.
+    pub(crate) fn segments(&self, consumer: &str) -> String {
+        self.key(&format!("claimed:{consumer}:lanes"))
+    }
+
+    /// Every key a queue script gets first, in the order of `queue_keys()` in the Lua
+    /// prelude; `consumer`'s claimed list and segments last (any placeholder when the
+    /// script serves no consumer).
+    pub(crate) fn script_keys(&self, consumer: &str) -> [String; 16] {
+        [
+            self.lane(Priority::High),
+            self.lane(Priority::Normal),
+            self.lane(Priority::Low),
+            self.signal(),
+            self.scheduled(),
+            self.dead(),
+            self.leases(),
+            self.counters(),
+            self.state(),
+            self.stats(),
+            self.throughput(),
+            self.latency(),
+            self.fences(),
+            self.deliveries(),
+            self.claimed(consumer),
+            self.segments(consumer),
+        ]
     }
 
     /// The hash of tasks processed per minute.
@@ -410,12 +500,21 @@ mod tests {
     #[test]
     fn states_parse() {
         assert_eq!(
-            State::parse("q:normal:7"),
+            State::parse("q:2:7"),
             Some(State::Queued {
                 lane: Priority::Normal,
                 seq: 7
             })
         );
+        assert_eq!(
+            State::parse("q:1:-3"),
+            Some(State::Queued {
+                lane: Priority::High,
+                seq: -3
+            })
+        );
+        assert_eq!(parse_fence("12:40"), Some((12, 40)));
+        assert_eq!(parse_fence("12"), None);
         assert_eq!(
             State::parse("p:1700:abc-1"),
             Some(State::Processing {
@@ -423,7 +522,7 @@ mod tests {
                 consumer: "abc-1".to_owned()
             })
         );
-        assert_eq!(State::parse("q:sideways:1"), None);
+        assert_eq!(State::parse("q:9:1"), None);
         assert_eq!(State::parse("x"), None);
     }
 
@@ -433,7 +532,8 @@ mod tests {
         assert!(lua.contains("status = 'status'"));
         assert!(lua.contains("last_processed = 'last_processed'"));
         assert!(lua.contains("dead = 'dead'"));
-        assert!(lua.contains("normal = 'pushed:normal',"));
-        assert!(lua.contains("local TAKEN = { 'taken:high', 'taken:normal', 'taken:low', }"));
+        assert!(lua.contains("local PUSHED = { 'pushed:high', 'pushed:normal', 'pushed:low', }"));
+        assert!(lua.contains("local NORMAL = 2"));
+        assert!(lua.contains(" segments = KEYS[16],"));
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct Task<'a> {
     /// Set on a batch assembled by a worker (retried as a unit): `args` is the whole batch.
     #[serde(default)]
     pub(crate) batch: bool,
+    /// On an assembled batch: the ids of its items, whose records follow the batch.
+    #[serde(borrow, default)]
+    pub(crate) items: Vec<Cow<'a, str>>,
 }
 
 impl<'a> Task<'a> {
@@ -59,7 +62,7 @@ impl<'a> Task<'a> {
     }
 
     /// How many items an assembled batch holds (1 for any other task).
-    pub(crate) fn items(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         if !self.batch {
             return 1;
         }
@@ -67,6 +70,44 @@ impl<'a> Task<'a> {
             .and_then(|raw| serde_json::from_str::<(Vec<&RawValue>,)>(raw.get()).ok())
             .map_or(1, |(items,)| items.len() as u64)
     }
+}
+
+/// Why `payload` cannot be a task, in words a user understands: too large (checked
+/// first, without parsing), not UTF-8, not JSON, not an object, or missing or mistyped
+/// fields. `None` when it decodes. (Depth is no reason here: `args` and unknown fields
+/// are not parsed further; arguments too deep for their types fail when the call
+/// deserializes them, and that is a dead letter too.)
+pub(crate) fn undecodable(payload: &[u8], max: usize) -> Option<String> {
+    if payload.len() > max {
+        return Some(format!(
+            "payload is {} bytes, more than the {max} allowed (with_max_payload)",
+            payload.len()
+        ));
+    }
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return Some("payload is not valid UTF-8".to_owned());
+    };
+    let err = Task::decode(text).err()?;
+    let shape = match text.trim_start().bytes().next() {
+        None => return Some("payload is empty".to_owned()),
+        Some(b'{') => None,
+        Some(b'[') => Some("a JSON array"),
+        Some(b'"') => Some("a JSON string"),
+        Some(b't' | b'f') => Some("a JSON boolean"),
+        Some(b'n') => Some("JSON null"),
+        Some(b'-' | b'0'..=b'9') => Some("a JSON number"),
+        Some(_) => None,
+    };
+    let message = err.to_string();
+    Some(if err.is_syntax() || err.is_eof() {
+        format!("payload is not JSON: {message}")
+    } else if let Some(shape) = shape {
+        format!("payload is {shape}, expected an object with the task's `name`")
+    } else if message.starts_with("missing field `name`") {
+        "payload has no `name`: it must name the task to run".to_owned()
+    } else {
+        format!("payload does not have the task's shape: {message}")
+    })
 }
 
 /// Appends a new task to `buf`: `{"id":…,"name":…,"queue":…,"args":…,"enqueued_at":…}`.
@@ -111,27 +152,35 @@ fn empty_batch() -> Box<RawValue> {
     serde_json::value::to_raw_value(&[[(); 0]]).unwrap_or_default()
 }
 
-/// A batch assembled by a worker, to be retried or set aside as a unit:
-/// `{"id":…,"name":…,"queue":…,"args":[[item,…]],"enqueued_at":…,"batch":true}`.
+/// A batch assembled by a worker, to be retried or set aside as a unit, with the ids of
+/// its items: `{"id":…,"name":…,"queue":…,"args":[[item,…]],"enqueued_at":…,"batch":true,
+/// "items":[id,…]}`.
 pub(crate) fn encode_batch(
     id: &TaskId,
     name: &str,
     queue: &str,
     args: &RawValue,
     enqueued_at: u64,
+    items: &[impl AsRef<str>],
 ) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(args.get().len() + 128);
+    let mut buf = Vec::with_capacity(args.get().len() + 128 + 36 * items.len());
     // Strings, numbers and a valid raw value always serialize.
     let _ = encode_new(&mut buf, id, name, queue, args, enqueued_at);
     buf.pop(); // the closing brace
-    buf.extend_from_slice(b",\"batch\":true}");
+    buf.extend_from_slice(b",\"batch\":true,\"items\":");
+    let ids: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    let _ = serde_json::to_writer(&mut buf, &ids);
+    buf.push(b'}');
     buf
 }
 
+/// Errors a retried payload keeps: the most recent.
+pub(crate) const ERRORS_KEPT: usize = 10;
+
 /// The payload of a task whose attempt number `attempts` failed with `error` at `at`
 /// (Unix ms): `id` first (the payload's own, else `id`), `attempts` set, the error
-/// appended to `errors`, every other field kept in its place. `None` when the payload is
-/// not a JSON object.
+/// appended to `errors` (the last [`ERRORS_KEPT`] kept), every other field kept in its
+/// place. `None` when the payload is not a JSON object.
 pub(crate) fn with_attempt(
     payload: &str,
     id: &str,
@@ -149,7 +198,8 @@ pub(crate) fn with_attempt(
         .map(Cow::Borrowed)
         .collect();
     errors.push(Cow::Owned(serde_json::value::to_raw_value(&entry).ok()?));
-    let errors = serde_json::value::to_raw_value(&errors).ok()?;
+    let errors = &errors[errors.len().saturating_sub(ERRORS_KEPT)..];
+    let errors = serde_json::value::to_raw_value(errors).ok()?;
     let attempts = serde_json::value::to_raw_value(&attempts).ok()?;
     object.encode(id, &[("attempts", &attempts), ("errors", &errors)])
 }
@@ -329,6 +379,62 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_keeps_its_last_errors_only() {
+        let mut payload = br#"{"id":"x","name":"f"}"#.to_vec();
+        for n in 1..=25 {
+            let text = String::from_utf8(payload).expect("utf8");
+            payload = with_attempt(&text, "x", n, "e", 0).expect("object");
+        }
+        let task = json(&payload);
+        let errors = task["errors"].as_array().expect("errors");
+        assert_eq!(errors.len(), ERRORS_KEPT);
+        assert_eq!(errors[ERRORS_KEPT - 1]["attempt"], 25);
+    }
+
+    #[test]
+    fn undecodable_payloads_get_reasons_in_words() {
+        let reason = |p: &str| undecodable(p.as_bytes(), 1 << 20).unwrap_or_default();
+        assert_eq!(reason(r#"{"name":"f"}"#), "");
+        assert_eq!(
+            reason("[1,2]"),
+            "payload is a JSON array, expected an object with the task's `name`"
+        );
+        assert_eq!(
+            reason("42"),
+            "payload is a JSON number, expected an object with the task's `name`"
+        );
+        assert_eq!(
+            reason("null"),
+            "payload is JSON null, expected an object with the task's `name`"
+        );
+        assert_eq!(reason("  "), "payload is empty");
+        assert!(reason("{nope").starts_with("payload is not JSON: "));
+        assert_eq!(
+            reason(r#"{"args":[]}"#),
+            "payload has no `name`: it must name the task to run"
+        );
+        assert!(reason(r#"{"name":5}"#).starts_with("payload does not have the task's shape: "));
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        assert_eq!(
+            reason(&format!(r#"{{"name":"f","args":{deep},"x":{deep}}}"#)),
+            ""
+        );
+        let retried = with_attempt(&format!(r#"{{"name":"f","x":{deep}}}"#), "d", 1, "e", 0);
+        assert!(
+            retried.is_some(),
+            "a deep payload is rewritten for its retry"
+        );
+        assert_eq!(
+            undecodable(&[0xff, 0xfe], 10),
+            Some("payload is not valid UTF-8".to_owned())
+        );
+        assert_eq!(
+            undecodable(&[b' '; 11], 10),
+            Some("payload is 11 bytes, more than the 10 allowed (with_max_payload)".to_owned())
+        );
+    }
+
+    #[test]
     fn reset_keeps_the_errors() {
         let reset = reset_attempts(r#"{"name":"f","attempts":4,"errors":[1],"id":"z"}"#, "z");
         let task = json(&reset);
@@ -346,11 +452,12 @@ mod tests {
         let refs: Vec<&RawValue> = items.iter().map(AsRef::as_ref).collect();
         let args = batch_args(&refs);
         assert_eq!(args.get(), "[[1,{\"a\":2}]]");
-        let payload = encode_batch(&TaskId::from("b1"), "m::f", "q", &args, 3);
+        let payload = encode_batch(&TaskId::from("b1"), "m::f", "q", &args, 3, &["i1", "i2"]);
         let text = std::str::from_utf8(&payload).expect("utf8");
         let task = Task::decode(text).expect("decode");
         assert!(task.batch);
-        assert_eq!(task.items(), 2);
+        assert_eq!(task.count(), 2);
+        assert_eq!(task.items, ["i1", "i2"]);
         assert_eq!(batch_args(&[]).get(), "[[]]");
     }
 
@@ -377,7 +484,14 @@ mod tests {
         assert_eq!(leading_id(&requeued), Some("job-7"));
         let args = batch_args(&[]);
         assert_eq!(
-            leading_id(&encode_batch(&TaskId::from("b2"), "m::f", "q", &args, 0)),
+            leading_id(&encode_batch(
+                &TaskId::from("b2"),
+                "m::f",
+                "q",
+                &args,
+                0,
+                &["i"]
+            )),
             Some("b2")
         );
 

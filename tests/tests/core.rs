@@ -231,7 +231,7 @@ fn poison_payloads_go_to_the_dead_letter_list_and_the_worker_goes_on() {
     let dead = ns.dead("record");
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
     assert!(
-        reasons[0].starts_with("malformed task JSON"),
+        reasons[0].starts_with("payload is not JSON"),
         "{}",
         reasons[0]
     );

@@ -66,6 +66,9 @@ fn gated(key: String) -> Result<(), String> {
     }
 }
 
+/// Keys whose `hold` task has returned.
+static FINISHED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// Blocks until its key is allowed (or 30 s pass).
 #[fifo(queue = "hold")]
 fn hold(key: String) {
@@ -74,6 +77,7 @@ fn hold(key: String) {
     while !allowed(&key) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
     }
+    FINISHED.lock().unwrap().push(key);
 }
 
 #[fifo(queue = "hold")]
@@ -360,12 +364,29 @@ fn shutdown_deadline_hands_back_the_leases_of_busy_threads() {
         .unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].contains(id.as_str()));
-    // Let the detached thread finish; it settles what it ran when it ends: wait for that
-    // before the namespace is removed.
+    let back = ns.backend.task(&id).unwrap().unwrap();
+    assert_eq!(back.status, redisq::TaskStatus::Queued, "{back:?}");
+
+    // The detached thread finishes its task; its settle is refused (its lease was handed
+    // back), so the only result recorded is that of the worker that runs the task again.
     allow(&key);
-    wait_until(WAIT, "the detached thread's last settle", || {
-        ns.backend.queue_stats("hold").unwrap().processed == 1
+    wait_until(WAIT, "the detached thread's task to return", || {
+        FINISHED.lock().unwrap().contains(&key)
     });
+    let again = Worker::builder(ns.backend.clone())
+        .queues(["hold"])
+        .start()
+        .unwrap();
+    let done = ns.backend.wait(&id, WAIT).unwrap().unwrap();
+    assert_eq!(done.status, redisq::TaskStatus::Done);
+    assert!(done.worker.as_deref().is_some_and(|w| w.starts_with(again.id())), "{done:?}");
+    // A window for a late settle of the detached thread, which must not land.
+    let window = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < window {
+        assert_eq!(ns.backend.queue_stats("hold").unwrap().processed, 1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    again.shutdown();
 }
 
 #[test]

@@ -9,13 +9,15 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use redis::Connection;
 
 use super::report::Report;
 use super::settle::{settle_call, split_outcomes};
 use super::RedisQueueBackend;
-use crate::error::Result;
-use crate::schema::LANES;
+use crate::error::{Error, Result};
+use crate::schema::{self, LANES};
 use crate::task::Priority;
 
 /// A raw task payload as stored in a list.
@@ -28,9 +30,28 @@ pub(crate) enum Mode {
     Claim,
     /// Pop up to `max` tasks (at most once): nothing is acknowledged.
     Pop,
+    /// As `Claim`, but to fill a batch: a suspect is not taken (it comes alone).
+    Fill,
 }
 
-/// One consumer thread's connection to Redis and its side of the claim protocol.
+/// Tasks one claim takes at most, whatever the prefetch or batch size: a larger batch is
+/// filled by several claims, so that no script holds Redis for long.
+pub(crate) const CLAIM_MAX: usize = 1_000;
+
+/// What a settle came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Done; these tasks were taken, oldest first. When the first is a suspect (a lease
+    /// ran out while a consumer held it), it comes alone, with that count.
+    Taken { items: Vec<Payload>, suspect: u64 },
+    /// Refused: this consumer's lease ran out and its tasks went back to the queue (it
+    /// was paused, or cut off, for longer than the lease). Nothing of the report was
+    /// recorded; the tasks run elsewhere.
+    Stale,
+}
+
+/// One consumer thread's connection to Redis and its side of the claim protocol, with
+/// its fencing token on each queue and the number of its last call.
 ///
 /// The connection is opened on first use and dropped by [`disconnect`](Self::disconnect)
 /// after an error; its reads may block for the backend's block timeout.
@@ -38,6 +59,13 @@ pub(crate) struct ClaimConnection {
     backend: RedisQueueBackend,
     consumer: String,
     con: Option<Connection>,
+    /// The consumer's fencing token per queue (absent: it holds no lease there).
+    tokens: HashMap<String, u64>,
+    /// The number of the consumer's last call (every settle call has its own).
+    seq: u64,
+    /// Per queue, the number of the call that settles the last report sent there: once
+    /// the queue's fence holds it, that report landed.
+    expected: HashMap<String, u64>,
 }
 
 impl ClaimConnection {
@@ -46,7 +74,15 @@ impl ClaimConnection {
             backend,
             consumer,
             con: None,
+            tokens: HashMap::new(),
+            seq: 0,
+            expected: HashMap::new(),
         }
+    }
+
+    /// The consumer's fencing token on `queue`, while it holds a lease there.
+    pub(crate) fn token(&self, queue: &str) -> Option<u64> {
+        self.tokens.get(queue).copied()
     }
 
     /// Drops the connection; the next call opens a new one.
@@ -56,8 +92,7 @@ impl ClaimConnection {
 
     fn con(&mut self) -> Result<&mut Connection> {
         if self.con.is_none() {
-            let config = self.backend.config();
-            let read = config.block_timeout;
+            let read = self.backend.config().block_timeout;
             self.con = Some(self.backend.blocking_connection(read)?);
         }
         match self.con.as_mut() {
@@ -68,9 +103,9 @@ impl ClaimConnection {
         }
     }
 
-    /// Settles `report` on `queue` and takes up to `max` more tasks (`mode`); `track`
-    /// marks the taken tasks `processing` for their status records. Returns the tasks
-    /// taken, oldest first.
+    /// Settles `report` on `queue` and takes up to `max` more tasks (at most
+    /// [`CLAIM_MAX`]) as `mode` says; `track` marks the taken tasks `processing` for their
+    /// status records.
     pub(crate) fn settle(
         &mut self,
         queue: &str,
@@ -78,41 +113,105 @@ impl ClaimConnection {
         mode: Mode,
         max: usize,
         track: bool,
-    ) -> Result<Vec<Payload>> {
+    ) -> Result<Settled> {
         let mode = match mode {
             Mode::Claim => "claim",
+            Mode::Fill => "fill",
             Mode::Pop => "pop",
         };
-        self.send(queue, report, mode, max, track)
+        let reply = self.send(queue, report, mode, max.min(CLAIM_MAX), track)?;
+        Ok(match reply {
+            Reply::Ok { n, items, .. } => Settled::Taken { items, suspect: n },
+            Reply::Stale => Settled::Stale,
+        })
     }
 
     /// Settles `report` on `queue` and hands every other task this consumer claimed there
-    /// back to the head of the queue, dropping its lease; says how many went back.
-    pub(crate) fn release(&mut self, queue: &str, report: &Report) -> Result<usize> {
-        let moved: Vec<usize> = self.send(queue, report, "release", 0, false)?;
-        Ok(moved.first().copied().unwrap_or(0))
+    /// back to the head of its lane, dropping its lease; says how many went back (`None`:
+    /// stale, they had gone back already).
+    pub(crate) fn release(&mut self, queue: &str, report: &Report) -> Result<Option<usize>> {
+        if self.token(queue).is_none() && report.is_empty() {
+            return Ok(Some(0));
+        }
+        Ok(match self.send(queue, report, "release", 0, false)? {
+            Reply::Ok { n, .. } => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            Reply::Stale => None,
+        })
     }
 
-    /// Sends `report` in `mode`: the outcomes too many for one call first, on their own.
-    fn send<T: redis::FromRedisValue>(
+    /// After an error: whether the last report sent on `queue` landed, from the queue's
+    /// fence of this consumer, whose token it adopts (a claim whose reply was lost made
+    /// one); `None` when the consumer holds no lease there (its tasks went back).
+    pub(crate) fn landed(&mut self, queue: &str) -> Result<Option<bool>> {
+        let key = self.backend.keys(queue).fences();
+        let consumer = self.consumer.clone();
+        let fence: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg(consumer)
+            .query(self.con()?)?;
+        match fence.as_deref().and_then(schema::parse_fence) {
+            Some((token, seq)) => {
+                self.tokens.insert(queue.to_owned(), token);
+                let expected = self.expected.get(queue).copied().unwrap_or(0);
+                Ok(Some(seq >= expected))
+            }
+            None => {
+                self.tokens.remove(queue);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sends `report` in `mode`: the outcomes too many for one call first, on their own,
+    /// each call with the consumer's token and a number of its own.
+    fn send(
         &mut self,
         queue: &str,
         report: &Report,
         mode: &'static str,
         max: usize,
         track: bool,
-    ) -> Result<T> {
+    ) -> Result<Reply> {
         let keys = self.backend.keys(queue);
         let (leading, last) = split_outcomes(&report.outcomes);
-        for outcomes in leading {
-            let call = settle_call(&self.backend, &keys, &self.consumer).outcomes(outcomes);
-            let _: Vec<Payload> = call.invocation().invoke(self.con()?)?;
+        let calls = u64::try_from(leading.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let first = self.seq + 1;
+        self.seq += calls;
+        self.expected.insert(queue.to_owned(), self.seq);
+        let token = self.token(queue).unwrap_or(0);
+        for (n, outcomes) in leading.enumerate() {
+            let seq = first + u64::try_from(n).unwrap_or(0);
+            let call = settle_call(&self.backend, &keys, &self.consumer)
+                .fence(token, seq)
+                .outcomes(outcomes);
+            let reply = Reply::parse(call.invocation().invoke(self.con()?)?)?;
+            if reply == Reply::Stale {
+                return Ok(self.stale(queue));
+            }
         }
         let call = settle_call(&self.backend, &keys, &self.consumer)
+            .fence(token, self.seq)
             .report(report, last)
             .mode(mode)
             .take(max, track);
-        Ok(call.invocation().invoke(self.con()?)?)
+        let reply = Reply::parse(call.invocation().invoke(self.con()?)?)?;
+        match &reply {
+            Reply::Stale => return Ok(self.stale(queue)),
+            Reply::Ok { token, .. } if *token > 0 && mode != "release" => {
+                self.tokens.insert(queue.to_owned(), *token);
+            }
+            Reply::Ok { .. } => {
+                self.tokens.remove(queue);
+            }
+        }
+        Ok(reply)
+    }
+
+    fn stale(&mut self, queue: &str) -> Reply {
+        self.tokens.remove(queue);
+        Reply::Stale
     }
 
     /// Waits up to `timeout` for a wake-up token on any of the queues' signal lists; true
@@ -179,5 +278,36 @@ impl ClaimConnection {
             pipe.add_command(cmd).ignore();
         }
         Ok(pipe.query::<()>(self.con()?)?)
+    }
+}
+
+/// What `settle.lua` answers: `{ status, token, n, items… }`.
+#[derive(Debug, PartialEq, Eq)]
+enum Reply {
+    Ok {
+        token: u64,
+        n: u64,
+        items: Vec<Payload>,
+    },
+    Stale,
+}
+
+impl Reply {
+    fn parse(mut reply: Vec<Payload>) -> Result<Reply> {
+        let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok());
+        if reply.first().map(Vec::as_slice) == Some(b"stale") {
+            return Ok(Reply::Stale);
+        }
+        let (Some(token), Some(n)) = (
+            reply.get(1).and_then(|t| number(t)),
+            reply.get(2).and_then(|t| number(t)),
+        ) else {
+            return Err(Error::Internal(format!(
+                "unexpected settle reply of {} parts",
+                reply.len()
+            )));
+        };
+        let items = reply.split_off(3.min(reply.len()));
+        Ok(Reply::Ok { token, n, items })
     }
 }

@@ -34,8 +34,11 @@ pub(crate) struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) dead_max: usize,
     pub(crate) dead_max_age: Duration,
+    pub(crate) dead_max_bytes: u64,
     pub(crate) result_ttl: Duration,
     pub(crate) dead_ttl: Duration,
+    pub(crate) quarantine_after: u64,
+    pub(crate) max_payload: usize,
 }
 
 /// Connections the producer pool keeps idle at most.
@@ -55,8 +58,11 @@ impl Default for Config {
             },
             dead_max: 10_000,
             dead_max_age: Duration::from_secs(180 * 24 * 3600),
+            dead_max_bytes: 64 << 20,
             result_ttl: Duration::from_secs(3600),
             dead_ttl: Duration::from_secs(7 * 24 * 3600),
+            quarantine_after: 3,
+            max_payload: 1 << 20,
         }
     }
 }
@@ -177,11 +183,46 @@ impl RedisQueueBackend {
         self
     }
 
-    /// Sets the age past which dead letters are dropped (when a new one comes). Default
-    /// 180 days; zero means no age bound.
+    /// Sets the age past which dead letters are dropped (when a new one comes, and by
+    /// running workers every minute or so). Default 180 days; zero means no age bound.
     #[must_use]
     pub fn with_dead_letter_max_age(mut self, max_age: Duration) -> Self {
         self.config_mut().dead_max_age = max_age;
+        self
+    }
+
+    /// Sets how many bytes each queue's dead letters may hold together: the oldest are
+    /// dropped past it. Default 64 MiB; zero keeps none.
+    #[must_use]
+    pub fn with_dead_letter_max_bytes(mut self, bytes: u64) -> Self {
+        self.config_mut().dead_max_bytes = bytes;
+        self
+    }
+
+    /// Sets after how many deliveries that ended with the worker gone (its lease ran out
+    /// while it held the task: a crash, OOM kill, abort) a task is set aside as a dead
+    /// letter ("worker died N times running it") instead of being run again. A task held
+    /// when a lease ran out is claimed alone from then on, so that only the task that
+    /// kills its worker reaches the limit. Default 3; zero never quarantines.
+    #[must_use]
+    pub fn with_quarantine_after(mut self, deliveries: u64) -> Self {
+        self.config_mut().quarantine_after = deliveries;
+        self
+    }
+
+    /// Sets the largest payload a task may have, in bytes: an enqueue of a larger one
+    /// fails with [`Error::TooLarge`](crate::Error::TooLarge), and a worker sets a larger
+    /// one (from a foreign producer) aside without parsing it. Default 1 MiB; at least
+    /// 1 KiB (a smaller one is raised to it, with a warning).
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        let bytes = if bytes < 1024 {
+            log::warn!("max payload {bytes} B is below its minimum; using 1024 B");
+            1024
+        } else {
+            bytes
+        };
+        self.config_mut().max_payload = bytes;
         self
     }
 

@@ -7,7 +7,7 @@ use super::scripts::REQUEUE;
 use super::RedisQueueBackend;
 use crate::dead::DeadLetter;
 use crate::error::Result;
-use crate::task::Priority;
+use crate::schema::DEAD_BYTES_COUNTER;
 use crate::wire;
 
 /// Records read per round trip when searching or requeueing.
@@ -126,15 +126,19 @@ impl RedisQueueBackend {
     /// # Errors
     /// When Redis cannot be reached.
     pub fn purge_dead(&self, queue: &str) -> Result<usize> {
-        let key = self.keys(queue).dead();
+        let keys = self.keys(queue);
         let mut con = self.connection()?;
-        let (count, _): (usize, i64) = con.run(|c| {
+        let (count, _, _): (usize, i64, i64) = con.run(|c| {
             redis::pipe()
                 .atomic()
                 .cmd("ZCARD")
-                .arg(&key)
+                .arg(keys.dead())
                 .cmd("DEL")
-                .arg(&key)
+                .arg(keys.dead())
+                .cmd("HSET")
+                .arg(keys.counters())
+                .arg(DEAD_BYTES_COUNTER)
+                .arg(0)
                 .query(c)
         })?;
         Ok(count)
@@ -163,12 +167,8 @@ impl RedisQueueBackend {
     /// Removes `record` from the dead letters and pushes `payload`, once; `id`'s status
     /// record, if any, says it is queued again.
     fn requeue_raw(&self, queue: &str, record: &[u8], payload: &[u8], id: &str) -> Result<bool> {
-        let keys = self.keys(queue);
-        let mut invocation = REQUEUE.key(keys.dead());
+        let mut invocation = self.queue_script(&REQUEUE, queue, "-");
         invocation
-            .key(keys.lane(Priority::Normal))
-            .key(keys.counters())
-            .key(keys.signal())
             .key(self.namespace_keys().record(id))
             .arg(record)
             .arg(payload);

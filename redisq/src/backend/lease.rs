@@ -1,23 +1,34 @@
-//! Leases: renewing the consumers' leases, and handing back the tasks of consumers whose
-//! lease ran out (crashed or paused workers) or that are still busy past a shutdown
-//! deadline.
+//! Leases: renewing the consumers' leases (while their fencing token is still theirs),
+//! handing back the tasks of consumers whose lease ran out (crashed or paused workers), of
+//! consumers still busy past a shutdown deadline, and the unstarted tasks of a consumer
+//! stuck on a long task; and applying the dead-letter bounds periodically.
 
 use std::time::Duration;
 
-use super::scripts::{EXPIRED, RECOVER, RENEW};
+use redis::ScriptInvocation;
+
+use super::scripts::{EXPIRED, RECOVER, RENEW, RETENTION};
 use super::settle::settle_call;
 use super::RedisQueueBackend;
 use crate::clock::millis;
 use crate::error::Result;
-use crate::task::Priority;
 
 /// Expired consumers listed per round trip.
 const PAGE: usize = 100;
 
+/// A placeholder consumer for queue scripts that serve none.
+const NO_CONSUMER: &str = "-";
+
 impl RedisQueueBackend {
-    /// Returns to the head of `queue` the tasks held by consumers (of any process) whose
-    /// lease ran out, in their order, and says how many moved. Running workers do this by
-    /// themselves at every heartbeat; this is the on-demand form.
+    /// Returns to the head of `queue`'s lanes the tasks held by consumers (of any process)
+    /// whose lease ran out, in their order, and says how many moved. Running workers do
+    /// this by themselves at every heartbeat; this is the on-demand form.
+    ///
+    /// Each task handed back so counts a delivery: one that was held when a lease ran out
+    /// is then claimed alone, and after [`with_quarantine_after`] such deliveries (3 by
+    /// default) it is set aside as a dead letter instead of being run again.
+    ///
+    /// [`with_quarantine_after`]: RedisQueueBackend::with_quarantine_after
     ///
     /// # Errors
     /// When Redis cannot be reached.
@@ -26,20 +37,16 @@ impl RedisQueueBackend {
         let mut con = self.connection()?;
         let mut total = 0;
         loop {
-            let expired: Vec<String> =
-                con.run(|c| EXPIRED.key(keys.leases()).arg(PAGE).invoke(c))?;
+            let mut list = EXPIRED.prepare_invoke();
+            for key in keys.script_keys(NO_CONSUMER) {
+                list.key(key);
+            }
+            list.arg(PAGE);
+            let expired: Vec<String> = con.run(|c| list.invoke(c))?;
             for consumer in &expired {
-                let moved: i64 = con.run(|c| {
-                    RECOVER
-                        .key(keys.lane(Priority::Normal))
-                        .key(keys.claimed(consumer))
-                        .key(keys.leases())
-                        .key(keys.signal())
-                        .key(keys.counters())
-                        .key(keys.state())
-                        .arg(consumer)
-                        .invoke(c)
-                })?;
+                let mut recover = self.queue_script(&RECOVER, queue, consumer);
+                recover.arg(consumer).arg("expired").arg(0).arg(0);
+                let moved: i64 = con.run(|c| recover.invoke(c))?;
                 // -1: renewed in the meantime.
                 total += usize::try_from(moved).unwrap_or(0);
             }
@@ -61,29 +68,83 @@ impl RedisQueueBackend {
         Ok(total)
     }
 
-    /// Renews the leases of several consumers of one queue for `lease`.
-    pub(crate) fn renew(&self, queue: &str, consumers: &[String], lease: Duration) -> Result<()> {
-        let keys = self.keys(queue);
-        let mut invocation = RENEW.key(keys.leases());
+    /// Renews for `lease` the leases of consumers of one queue, `(consumer, token)`, whose
+    /// token is still their fence; returns the consumers whose lease is gone.
+    pub(crate) fn renew(
+        &self,
+        queue: &str,
+        consumers: &[(String, u64)],
+        lease: Duration,
+    ) -> Result<Vec<String>> {
+        if consumers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.queue_script(&RENEW, queue, NO_CONSUMER);
         invocation.arg(millis(lease));
-        for consumer in consumers {
-            invocation.arg(consumer);
+        for (consumer, token) in consumers {
+            invocation.arg(consumer).arg(token);
         }
         let mut con = self.connection()?;
-        let _: i64 = con.run(|c| invocation.invoke(c))?;
-        Ok(())
+        Ok(con.run(|c| invocation.invoke(c))?)
     }
 
-    /// Returns a busy consumer's claimed tasks to the head of `queue` at once, dropping
-    /// its lease and acknowledging nothing: for a consumer still busy past a shutdown
-    /// deadline.
+    /// Hands back to the head of their lanes the tasks `consumer` (holding `token`)
+    /// claimed on `queue` after its first `keep`: the unstarted tasks of a consumer stuck
+    /// on a long one. `None` when the token is no longer its fence.
+    pub(crate) fn hand_back_unstarted(
+        &self,
+        queue: &str,
+        consumer: &str,
+        token: u64,
+        keep: usize,
+    ) -> Result<Option<usize>> {
+        let mut invocation = self.queue_script(&RECOVER, queue, consumer);
+        invocation
+            .arg(consumer)
+            .arg("unstarted")
+            .arg(token)
+            .arg(keep);
+        let mut con = self.connection()?;
+        let moved: i64 = con.run(|c| invocation.invoke(c))?;
+        Ok(usize::try_from(moved).ok())
+    }
+
+    /// Returns a busy consumer's claimed tasks to the head of `queue`'s lanes at once,
+    /// dropping its lease and acknowledging nothing: for a consumer still busy past a
+    /// shutdown deadline (its settles are refused from then on).
     pub(crate) fn release_consumer(&self, queue: &str, consumer: &str) -> Result<usize> {
         let keys = self.keys(queue);
         let invocation = settle_call(self, &keys, consumer)
-            .mode("release")
+            .mode("evict")
             .invocation();
         let mut con = self.connection()?;
-        let moved: Vec<usize> = con.run(|c| invocation.invoke(c))?;
-        Ok(moved.first().copied().unwrap_or(0))
+        let reply: Vec<String> = con.run(|c| invocation.invoke(c))?;
+        Ok(reply.get(2).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
+    /// Applies `queue`'s dead-letter bounds now; says how many letters went.
+    pub(crate) fn trim_dead(&self, queue: &str) -> Result<usize> {
+        let config = self.config();
+        let mut invocation = self.queue_script(&RETENTION, queue, NO_CONSUMER);
+        invocation
+            .arg(config.dead_max)
+            .arg(config.dead_max_age_ms())
+            .arg(config.dead_max_bytes);
+        let mut con = self.connection()?;
+        Ok(con.run(|c| invocation.invoke(c))?)
+    }
+
+    /// `script` with `queue`'s keys (and `consumer`'s) as its first `KEYS`.
+    pub(super) fn queue_script(
+        &self,
+        script: &'static redis::Script,
+        queue: &str,
+        consumer: &str,
+    ) -> ScriptInvocation<'static> {
+        let mut invocation = script.prepare_invoke();
+        for key in self.keys(queue).script_keys(consumer) {
+            invocation.key(key);
+        }
+        invocation
     }
 }

@@ -30,12 +30,12 @@ use redis::IntoConnectionInfo;
 
 use crate::error::{Error, Result};
 use crate::schema::{NamespaceKeys, QueueKeys};
-pub(crate) use claim::{ClaimConnection, Mode, Payload};
+pub(crate) use claim::{ClaimConnection, Mode, Payload, Settled, CLAIM_MAX};
 pub(crate) use config::Config;
 pub use config::Delivery;
 use pool::{Pool, Pooled};
 pub(crate) use push::Batch;
-pub(crate) use report::{Outcome, Report};
+pub(crate) use report::{Marked, Outcome, Report};
 
 /// The Redis queue backend: where tasks are pushed and from where workers take them.
 ///

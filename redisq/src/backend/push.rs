@@ -1,12 +1,13 @@
 //! Enqueueing: pushing encoded tasks onto a lane (with their status records) or into a
 //! queue's scheduled set, and registering the queue.
 
-use super::scripts::ENQUEUE;
+use std::time::Duration;
+
+use super::scripts::{ENQUEUE, SCHEDULE};
 use super::RedisQueueBackend;
-use crate::clock::now_millis;
+use crate::clock::{millis, now_millis};
 use crate::error::Result;
-use crate::schema::{field, pushed_counter, status_name};
-use crate::status::TaskStatus;
+use crate::schema::{lane_index, pushed_counter};
 use crate::task::Priority;
 
 /// Tasks per command (without records) or per script call (with records).
@@ -51,7 +52,7 @@ impl RedisQueueBackend {
                     invocation.key(ns.record(id));
                 }
                 invocation
-                    .arg(priority.lane_name())
+                    .arg(lane_index(priority))
                     .arg(batch.queue)
                     .arg(batch.name)
                     .arg(created_at);
@@ -84,44 +85,30 @@ impl RedisQueueBackend {
         Ok(())
     }
 
-    /// Adds `batch` to its queue's scheduled set, due at `due` (Unix ms), with
-    /// `scheduled` status records when it keeps them, in one round trip.
-    pub(crate) fn schedule(&self, batch: &Batch<'_>, due: u64) -> Result<()> {
-        if batch.tasks.is_empty() {
-            return Ok(());
-        }
-        let keys = self.keys(batch.queue);
+    /// Adds `batch` to its queue's scheduled set, due `delay` from now by the Redis
+    /// server's clock, with `scheduled` status records when it keeps them: one round trip
+    /// per thousand tasks.
+    pub(crate) fn schedule(&self, batch: &Batch<'_>, delay: Duration) -> Result<()> {
         let ns = self.namespace_keys();
-        let mut pipe = redis::pipe();
-        for chunk in batch.tasks.chunks(CHUNK) {
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(keys.scheduled());
-            for (_, payload) in chunk {
-                zadd.arg(due).arg(*payload);
-            }
-            pipe.add_command(zadd).ignore();
-        }
-        if batch.records {
-            let now = now_millis();
-            for (id, _) in batch.tasks {
-                pipe.cmd("HSET")
-                    .arg(ns.record(id))
-                    .arg(field::STATUS)
-                    .arg(status_name(TaskStatus::Scheduled))
-                    .arg(field::QUEUE)
-                    .arg(batch.queue)
-                    .arg(field::NAME)
-                    .arg(batch.name)
-                    .arg(field::CREATED_AT)
-                    .arg(now)
-                    .arg(field::LANE)
-                    .arg(Priority::Normal.lane_name())
-                    .ignore();
-            }
-        }
-        pipe.cmd("SADD").arg(ns.queues()).arg(batch.queue).ignore();
         let mut con = self.connection()?;
-        con.run(|c| pipe.query::<()>(c))?;
+        for chunk in batch.tasks.chunks(CHUNK) {
+            let mut invocation = self.queue_script(&SCHEDULE, batch.queue, "-");
+            invocation.key(ns.queues());
+            if batch.records {
+                for (id, _) in chunk {
+                    invocation.key(ns.record(id));
+                }
+            }
+            invocation
+                .arg(millis(delay))
+                .arg(batch.queue)
+                .arg(batch.name)
+                .arg(if batch.records { "1" } else { "0" });
+            for (_, payload) in chunk {
+                invocation.arg(*payload);
+            }
+            let _added: i64 = con.run(|c| invocation.invoke(c))?;
+        }
         Ok(())
     }
 

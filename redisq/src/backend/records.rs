@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::scripts::WAIT;
 use super::RedisQueueBackend;
-use crate::clock::now_millis;
 use crate::error::Result;
-use crate::schema::{self, field, taken_counter, QueueKeys, State, LANES};
+use crate::schema::{self, field, pushed_counter, QueueKeys, State, LANES};
 use crate::status::{TaskInfo, TaskStatus};
 use crate::task::{Priority, TaskId};
 
@@ -57,7 +56,7 @@ impl RedisQueueBackend {
             queue_position: None,
             estimated_wait_seconds: None,
         };
-        let mut seq = number(field::SEQ);
+        let mut seq = fields.get(field::SEQ).and_then(|v| v.parse::<i64>().ok());
         // Where it moved since the record was written (claimed, promoted, handed back).
         let state: Option<String> = con.run(|c| {
             redis::cmd("HGET")
@@ -84,24 +83,26 @@ impl RedisQueueBackend {
         }
         if info.status == TaskStatus::Queued {
             if let Some(seq) = seq {
-                let (position, rate) = self.position(&queue, info.priority, seq)?;
+                let (position, wait) = self.position(&queue, info.priority, seq)?;
                 info.queue_position = Some(position);
-                info.estimated_wait_seconds = (rate > 0.0).then(|| (position + 1) as f64 / rate);
+                info.estimated_wait_seconds = Some(wait);
             }
         }
         Ok(Some(info))
     }
 
     /// How many tasks will be taken before the task with place `seq` in `priority`'s lane,
-    /// and the queue's rate (tasks/s over the last minute). Reads two counters and the
-    /// lengths of the higher lanes: constant time, however long the queue.
-    fn position(&self, queue: &str, priority: Priority, seq: u64) -> Result<(u64, f64)> {
+    /// and how long that should take. The tasks behind it in its lane are those pushed
+    /// after it (`pushed − seq`), so the ones ahead are the rest of the lane, plus the
+    /// higher lanes: a few O(1) reads, exact whatever was taken from or put back at the
+    /// head (claims, hand-backs, at-most-once pops).
+    fn position(&self, queue: &str, priority: Priority, seq: i64) -> Result<(u64, f64)> {
         let keys = self.keys(queue);
         let higher = LANES.iter().take_while(|lane| **lane != priority);
         let mut pipe = redis::pipe();
         pipe.cmd("HGET")
             .arg(keys.counters())
-            .arg(taken_counter(priority));
+            .arg(pushed_counter(priority));
         pipe.cmd("LLEN").arg(keys.lane(priority));
         for lane in higher {
             pipe.cmd("LLEN").arg(keys.lane(*lane));
@@ -109,29 +110,56 @@ impl RedisQueueBackend {
         let mut con = self.connection()?;
         let replies: Vec<Option<i64>> = con.run(|c| pipe.query(c))?;
         drop(con);
-        let taken = replies.first().copied().flatten().unwrap_or(0);
+        let pushed = replies.first().copied().flatten().unwrap_or(0);
         let lane_len = replies.get(1).copied().flatten().unwrap_or(0).max(0);
-        let ahead_in_lane = (i64::try_from(seq).unwrap_or(i64::MAX) - taken - 1).clamp(0, lane_len);
+        let behind = pushed.saturating_sub(seq);
+        let ahead_in_lane = (lane_len - 1 - behind).clamp(0, (lane_len - 1).max(0));
         let ahead_higher: i64 = replies.iter().skip(2).map(|r| r.unwrap_or(0)).sum();
         let position = u64::try_from(ahead_in_lane + ahead_higher).unwrap_or(0);
-        Ok((position, self.rate(&keys)?))
+        Ok((position, self.estimate(&keys, position)?))
     }
 
-    /// Tasks processed per second over the last minute: this minute's count and the part of
-    /// the last minute's that the window still covers.
+    /// Seconds until a task with `position` tasks ahead starts: `(position + 1)` over the
+    /// queue's rate in the last minute; without one, the mean run time of the recent
+    /// samples times `(position + 1)`, spread over the consumers holding leases; 0 when
+    /// nothing has been observed. Non-decreasing in `position`, never negative.
+    fn estimate(&self, keys: &QueueKeys, position: u64) -> Result<f64> {
+        let rate = self.rate(keys)?;
+        let tasks = (position + 1) as f64;
+        if rate > 0.0 {
+            return Ok(tasks / rate);
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("LRANGE").arg(keys.latency()).arg(0).arg(99);
+        pipe.cmd("ZCARD").arg(keys.leases());
+        let mut con = self.connection()?;
+        let (samples, consumers): (Vec<String>, u64) = con.run(|c| pipe.query(c))?;
+        let runs: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.split_once(':')?.1.parse::<f64>().ok())
+            .collect();
+        if runs.is_empty() {
+            return Ok(0.0);
+        }
+        let mean_ms = runs.iter().sum::<f64>() / runs.len() as f64;
+        Ok((tasks * mean_ms / 1000.0 / consumers.max(1) as f64).max(0.0))
+    }
+
+    /// Tasks processed per second over the last minute, by the Redis server's clock: this
+    /// minute's count and the part of the last minute's that the window still covers.
     pub(super) fn rate(&self, keys: &QueueKeys) -> Result<f64> {
-        let now = now_millis();
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        pipe.cmd("HGETALL").arg(keys.throughput());
+        let mut con = self.connection()?;
+        let ((secs, micros), counts): ((u64, u64), HashMap<u64, u64>) =
+            con.run(|c| pipe.query(c))?;
+        let now = secs * 1000 + micros / 1000;
         let minute = schema::minute(now);
         let into = (now % schema::MINUTE_MS) as f64 / schema::MINUTE_MS as f64;
-        let mut con = self.connection()?;
-        let (current, previous): (Option<u64>, Option<u64>) = con.run(|c| {
-            redis::cmd("HMGET")
-                .arg(keys.throughput())
-                .arg(minute)
-                .arg(minute.saturating_sub(1))
-                .query(c)
-        })?;
-        let count = current.unwrap_or(0) as f64 + previous.unwrap_or(0) as f64 * (1.0 - into);
+        let current = counts.get(&minute).copied().unwrap_or(0);
+        let previous = counts.get(&minute.saturating_sub(1)).copied().unwrap_or(0);
+        let count = current as f64 + previous as f64 * (1.0 - into);
         Ok(count / 60.0)
     }
 

@@ -4,23 +4,31 @@
 /// What to record of one finished task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// It failed and runs again at `due` (Unix ms); `payload` carries its attempts and errors.
+    /// It failed and runs again `delay_ms` from now (by the Redis server's clock);
+    /// `payload` carries its attempts and errors.
     Retry {
         id: String,
         attempts: u32,
         error: String,
         started_at: u64,
         payload: Vec<u8>,
-        due: u64,
+        delay_ms: u64,
     },
-    /// It is set aside: `letter` is its dead-letter record, scored `score` (Unix µs).
+    /// It is set aside: `letter` is its dead-letter record (scored by the server's clock).
     Dead {
         id: String,
         attempts: u32,
         reason: String,
         started_at: u64,
         letter: Vec<u8>,
-        score: u64,
+    },
+    /// Only its record changes, to `status` (an item of a batch that failed as a unit).
+    Mark {
+        id: String,
+        status: Marked,
+        attempts: u32,
+        error: String,
+        started_at: u64,
     },
     /// It succeeded with `result` (JSON); sent only for tasks that keep a record.
     Done {
@@ -31,10 +39,22 @@ pub(crate) enum Outcome {
     },
 }
 
+/// The status a [`Outcome::Mark`] gives a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marked {
+    /// It will run again (with its batch).
+    Failed,
+    /// It will not run again.
+    Dead,
+}
+
 impl Outcome {
     pub(super) fn id(&self) -> &str {
         match self {
-            Outcome::Retry { id, .. } | Outcome::Dead { id, .. } | Outcome::Done { id, .. } => id,
+            Outcome::Retry { id, .. }
+            | Outcome::Dead { id, .. }
+            | Outcome::Done { id, .. }
+            | Outcome::Mark { id, .. } => id,
         }
     }
 }

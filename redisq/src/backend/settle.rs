@@ -3,12 +3,12 @@
 
 use redis::ScriptInvocation;
 
-use super::report::{Outcome, Report, Tally};
+use super::report::{Marked, Outcome, Report, Tally};
 use super::scripts::SETTLE;
 use super::RedisQueueBackend;
 use crate::clock::millis;
-use crate::schema::QueueKeys;
-use crate::task::Priority;
+use crate::schema::{status_name, QueueKeys};
+use crate::status::TaskStatus;
 
 /// Outcomes one script call records at most; a larger report sends its leading outcomes
 /// in calls of their own first (recording twice is harmless, acknowledging early is not).
@@ -29,6 +29,8 @@ pub(super) struct SettleCall<'a> {
     keys: &'a QueueKeys,
     consumer: &'a str,
     mode: &'static str,
+    token: u64,
+    seq: u64,
     done: usize,
     max: usize,
     track: bool,
@@ -48,6 +50,8 @@ pub(super) fn settle_call<'a>(
         keys,
         consumer,
         mode: "record",
+        token: 0,
+        seq: 0,
         done: 0,
         max: 0,
         track: false,
@@ -60,6 +64,13 @@ pub(super) fn settle_call<'a>(
 impl<'a> SettleCall<'a> {
     pub(super) fn mode(mut self, mode: &'static str) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The consumer's fencing token (0: none) and this call's number.
+    pub(super) fn fence(mut self, token: u64, seq: u64) -> Self {
+        self.token = token;
+        self.seq = seq;
         self
     }
 
@@ -85,24 +96,12 @@ impl<'a> SettleCall<'a> {
 
     /// The script call: the layout documented at the top of `settle.lua`.
     pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
-        let k = self.keys;
         let config = self.backend.config();
         let ns = self.backend.namespace_keys();
         let mut invocation = SETTLE.prepare_invoke();
-        invocation
-            .key(k.lane(Priority::Normal))
-            .key(k.claimed(self.consumer))
-            .key(k.leases())
-            .key(k.scheduled())
-            .key(k.dead())
-            .key(k.lane(Priority::High))
-            .key(k.lane(Priority::Low))
-            .key(k.signal())
-            .key(k.stats())
-            .key(k.throughput())
-            .key(k.latency())
-            .key(k.counters())
-            .key(k.state());
+        for key in self.keys.script_keys(self.consumer) {
+            invocation.key(key);
+        }
         for outcome in self.outcomes {
             invocation
                 .key(ns.record(outcome.id()))
@@ -114,11 +113,14 @@ impl<'a> SettleCall<'a> {
             .arg(self.consumer)
             .arg(millis(config.lease))
             .arg(self.mode)
+            .arg(self.token)
+            .arg(self.seq)
             .arg(self.done)
             .arg(self.max)
             .arg(if self.track { "1" } else { "0" })
             .arg(config.dead_max)
             .arg(config.dead_max_age_ms())
+            .arg(config.dead_max_bytes)
             .arg(config.result_ttl_secs())
             .arg(config.dead_ttl_secs())
             .arg(tally.processed)
@@ -140,51 +142,52 @@ impl<'a> SettleCall<'a> {
 
 /// The seven script arguments of an outcome (see `apply_outcomes` in `outcomes.lua`).
 fn add_outcome(invocation: &mut ScriptInvocation<'_>, outcome: &Outcome) {
-    match outcome {
-        Outcome::Retry {
-            id,
-            attempts,
-            error,
-            started_at,
-            payload,
-            due,
-        } => invocation
-            .arg("retry")
-            .arg(id)
-            .arg(attempts)
-            .arg(started_at)
-            .arg(error)
-            .arg(payload)
-            .arg(due),
-        Outcome::Dead {
-            id,
-            attempts,
-            reason,
-            started_at,
-            letter,
-            score,
-        } => invocation
-            .arg("dead")
-            .arg(id)
-            .arg(attempts)
-            .arg(started_at)
-            .arg(reason)
-            .arg(letter)
-            .arg(score),
-        Outcome::Done {
-            id,
-            attempts,
-            result,
-            started_at,
-        } => invocation
-            .arg("done")
-            .arg(id)
-            .arg(attempts)
-            .arg(started_at)
-            .arg(result)
-            .arg("")
-            .arg(0),
-    };
+    let (kind, id, attempts, started_at, text, member, delay): (_, _, _, _, &str, &[u8], u64) =
+        match outcome {
+            Outcome::Retry {
+                id,
+                attempts,
+                error,
+                started_at,
+                payload,
+                delay_ms,
+            } => ("retry", id, attempts, started_at, error, payload, *delay_ms),
+            Outcome::Dead {
+                id,
+                attempts,
+                reason,
+                started_at,
+                letter,
+            } => ("dead", id, attempts, started_at, reason, letter, 0),
+            Outcome::Done {
+                id,
+                attempts,
+                result,
+                started_at,
+            } => ("done", id, attempts, started_at, result, b"", 0),
+            Outcome::Mark {
+                id,
+                status,
+                attempts,
+                error,
+                started_at,
+            } => {
+                let status = match status {
+                    Marked::Failed => TaskStatus::Failed,
+                    Marked::Dead => TaskStatus::Dead,
+                };
+                let status = status_name(status).as_bytes();
+                ("mark", id, attempts, started_at, error, status, 0)
+            }
+        };
+    invocation
+        .arg(kind)
+        .arg(id)
+        .arg(attempts)
+        .arg(started_at)
+        .arg(text)
+        .arg(member)
+        .arg(delay);
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 mod outcome;
 mod run;
+mod shared;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,10 +25,14 @@ use crossbeam_channel::Receiver;
 
 pub(crate) use outcome::Counters;
 use outcome::Recorder;
+pub(crate) use shared::{Running, Shared};
 
-use crate::backend::{ClaimConnection, Delivery, Mode, Payload, RedisQueueBackend, Report};
+use crate::backend::{
+    ClaimConnection, Delivery, Mode, Payload, RedisQueueBackend, Report, Settled, CLAIM_MAX,
+};
 use crate::error::Result;
 use crate::registry::Registry;
+use crate::wire::Task;
 
 /// Work done per claim that the adaptive prefetch aims at.
 const PREFETCH_TARGET: Duration = Duration::from_millis(5);
@@ -57,6 +62,8 @@ pub(crate) struct Consumer {
     pub(crate) max_prefetch: usize,
     /// How long a batch may wait to fill once its first items are taken.
     pub(crate) batch_wait: Duration,
+    /// What it shares with the heartbeat.
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// The consumer's view of the tasks it holds.
@@ -70,6 +77,9 @@ struct State {
     report: Report,
     /// After an error: reread the claimed lists before going on.
     resync: bool,
+    /// When the only task taken is a suspect (a lease ran out while a consumer held it):
+    /// how many times that happened.
+    suspect: u64,
     /// Mean run time of recent tasks, for the prefetch.
     mean_run: Duration,
 }
@@ -83,6 +93,7 @@ impl Consumer {
             taken: Vec::new(),
             report: Report::default(),
             resync: false,
+            suspect: 0,
             // Pessimistic until measured: the first claim takes one task.
             mean_run: PREFETCH_TARGET,
         };
@@ -137,8 +148,8 @@ impl Consumer {
     fn max_take(&self, state: &State, queue: usize) -> usize {
         let nanos = state.mean_run.as_nanos().max(1);
         let fit = usize::try_from(PREFETCH_TARGET.as_nanos() / nanos).unwrap_or(usize::MAX);
-        let prefetch = fit.clamp(1, self.max_prefetch.max(1));
-        prefetch.max(self.queues[queue].batch)
+        let prefetch = fit.clamp(1, self.max_prefetch.clamp(1, CLAIM_MAX));
+        prefetch.max(self.queues[queue].batch.min(CLAIM_MAX))
     }
 
     /// One settle round trip on `queue`, taking up to `max`. When `queue` is the current
@@ -154,12 +165,52 @@ impl Consumer {
         let nothing = Report::default();
         let report = if settles { &state.report } else { &nothing };
         let q = &self.queues[queue];
-        let items = state.redis.settle(&q.name, report, mode, max, q.records)?;
-        if settles {
-            state.taken.drain(..state.report.done);
-            state.report.clear();
+        let settled = state.redis.settle(&q.name, report, mode, max, q.records);
+        self.publish_token(state, queue);
+        match settled? {
+            Settled::Taken { items, suspect } => {
+                if settles {
+                    state.taken.drain(..state.report.done);
+                    state.report.clear();
+                }
+                state.suspect = suspect;
+                Ok(items)
+            }
+            Settled::Stale => {
+                self.lost_lease(state, queue);
+                Ok(Vec::new())
+            }
         }
-        Ok(items)
+    }
+
+    /// This consumer's lease on `queue` ran out while it was away (paused, cut off): the
+    /// tasks it held went back and may run elsewhere, so what it did with them is not
+    /// recorded.
+    fn lost_lease(&self, state: &mut State, queue: usize) {
+        if queue != state.current {
+            return;
+        }
+        let unsettled = state.report.done;
+        log::warn!(
+            "consumer {}: its lease on `{}` ran out (it was paused or cut off for longer than \
+             the lease); {unsettled} finished task(s) are not recorded, {} went back to the queue",
+            self.id,
+            self.queues[queue].name,
+            state.taken.len().saturating_sub(unsettled)
+        );
+        state.taken.clear();
+        state.report.clear();
+        state.suspect = 0;
+    }
+
+    /// Tells the heartbeat the consumer's current token on `queue` (it renews the lease).
+    fn publish_token(&self, state: &State, queue: usize) {
+        let name = &self.queues[queue].name;
+        let mut slot = self.shared.lock();
+        match state.redis.token(name) {
+            Some(token) => slot.tokens.insert(name.clone(), token),
+            None => slot.tokens.remove(name),
+        };
     }
 
     /// Settles what is done and takes more from the first queue that has tasks, blocking
@@ -185,7 +236,7 @@ impl Consumer {
         let all = self.queue_names();
         match mode {
             // Woken (or timed out): the next step claims.
-            Mode::Claim => {
+            Mode::Claim | Mode::Fill => {
                 state.redis.wait(&all, block)?;
             }
             Mode::Pop => {
@@ -216,7 +267,7 @@ impl Consumer {
                 return Ok(());
             }
             match mode {
-                Mode::Claim => {
+                Mode::Claim | Mode::Fill => {
                     state.redis.wait(&name, deadline - now)?;
                 }
                 Mode::Pop => {
@@ -225,15 +276,20 @@ impl Consumer {
                     }
                 }
             }
-            let more = self.settle(state, queue, batch.saturating_sub(state.taken.len()), mode)?;
+            let fill = match mode {
+                Mode::Claim => Mode::Fill,
+                other => other,
+            };
+            let more = self.settle(state, queue, batch.saturating_sub(state.taken.len()), fill)?;
             state.taken.extend(more);
         }
     }
 
-    /// After a failed round trip: rereads the claimed lists, which are the truth. If the
-    /// last settle did not land, the finished tasks are still at the head of the current
-    /// list: settle them again (with their outcomes). Then go on with whatever the lists
-    /// hold, one queue at a time.
+    /// After a failed round trip: rereads the claimed lists, which are the truth, and the
+    /// queue's fence of this consumer, which says whether the last settle landed. If it
+    /// did not, the finished tasks are still at the head of the current list: settle them
+    /// again (with their outcomes). If the lease is gone, they went back to the queue. Then
+    /// go on with whatever the lists hold, one queue at a time.
     fn resync(&self, state: &mut State) -> Result<()> {
         if self.delivery() == Delivery::AtMostOnce {
             // Popped tasks are only here, and outcomes are idempotent: keep both.
@@ -241,22 +297,28 @@ impl Consumer {
             return Ok(());
         }
         for queue in 0..self.queues.len() {
-            let mut claimed = state.redis.claimed(&self.queues[queue].name)?;
+            let name = &self.queues[queue].name;
+            let landed = state.redis.landed(name)?;
+            self.publish_token(state, queue);
+            let mut claimed = state.redis.claimed(name)?;
             if queue == state.current && !state.report.is_empty() {
-                if state.report.done > 0 && claimed.first() == state.taken.first() {
-                    // The settle did not land: repeat it on the list as it is.
-                    state.report.done = state.report.done.min(claimed.len());
-                    state.taken = claimed;
-                    self.settle(state, queue, 0, Mode::Claim)?;
-                    claimed = std::mem::take(&mut state.taken);
-                } else {
-                    state.report.clear();
+                match landed {
+                    Some(false) => {
+                        // The settle did not land: repeat it on the list as it is.
+                        state.report.done = state.report.done.min(claimed.len());
+                        state.taken = claimed;
+                        self.settle(state, queue, 0, Mode::Claim)?;
+                        claimed = std::mem::take(&mut state.taken);
+                    }
+                    Some(true) => state.report.clear(),
+                    None => self.lost_lease(state, queue),
                 }
             }
             if !claimed.is_empty() {
                 state.current = queue;
                 state.taken = claimed;
                 state.report.clear();
+                state.suspect = 0;
                 // Stay in resync until every list has been worked off.
                 return Ok(());
             }
@@ -267,22 +329,52 @@ impl Consumer {
         Ok(())
     }
 
-    /// Runs the taken tasks in order until they are done or shutdown starts.
+    /// Runs the taken tasks in order until they are done or shutdown starts; a suspect
+    /// past the quarantine limit is set aside instead. Before each task it gives up the
+    /// tasks the heartbeat handed back meanwhile (it ran past its lease on the one before).
     fn run_taken(&self, state: &mut State) {
         let started = Instant::now();
         let first = state.report.done;
         let queue = &self.queues[state.current];
+        let config = self.backend.config();
         let mut recorder = Recorder {
             counters: &self.counters,
             report: &mut state.report,
             queue: &queue.name,
             consumer: &self.id,
-            backoff: self.backend.config().backoff,
+            backoff: config.backoff,
             track: queue.records,
+            max_payload: config.max_payload,
         };
-        while recorder.report.done < state.taken.len() && !self.stopping() {
-            let used = self.process(&state.taken[recorder.report.done..], &mut recorder);
+        let limit = config.quarantine_after;
+        if state.suspect > 0 && limit > 0 && state.suspect >= limit {
+            if let Some(payload) = state.taken.first() {
+                quarantine(&mut recorder, payload, state.suspect);
+                recorder.report.done = 1;
+            }
+        }
+        state.suspect = 0;
+        loop {
+            let done = recorder.report.done;
+            {
+                let mut slot = self.shared.lock();
+                if let Some(keep) = slot.keep.take() {
+                    state.taken.truncate(keep.max(done));
+                }
+                if done >= state.taken.len() || self.stopping() {
+                    break;
+                }
+                let span = if queue.batch > 0 { queue.batch } else { 1 };
+                slot.running = Some(Running {
+                    queue: queue.name.clone(),
+                    since: Instant::now(),
+                    until: (done + span).min(state.taken.len()),
+                    taken: state.taken.len(),
+                });
+            }
+            let used = self.process(&state.taken[done..], &mut recorder);
             recorder.report.done += used.max(1);
+            self.shared.lock().running = None;
         }
         let ran = state.report.done - first;
         if ran > 0 {
@@ -323,14 +415,36 @@ impl Consumer {
             self.resync(state)?;
         }
         let current = state.current;
-        state
+        let released = state
             .redis
-            .release(&self.queues[current].name, &state.report)?;
+            .release(&self.queues[current].name, &state.report);
+        self.publish_token(state, current);
+        if released?.is_none() {
+            self.lost_lease(state, current);
+        }
         state.report.clear();
         let nothing = Report::default();
         for queue in (0..self.queues.len()).filter(|q| *q != current) {
-            state.redis.release(&self.queues[queue].name, &nothing)?;
+            let released = state.redis.release(&self.queues[queue].name, &nothing);
+            self.publish_token(state, queue);
+            released?;
         }
         Ok(())
     }
+}
+
+/// Sets aside a task that was held `deliveries` times when a lease ran out, without
+/// running it: it most likely kills its worker.
+fn quarantine(recorder: &mut Recorder<'_>, payload: &[u8], deliveries: u64) {
+    let task = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|t| Task::decode(t).ok());
+    let id = task.as_ref().and_then(|t| t.id.as_deref());
+    let name = task.as_ref().map(|t| t.name.as_ref());
+    let attempts = task.as_ref().map_or(0, |t| t.attempts);
+    let reason = format!(
+        "worker died {deliveries} times running it (its lease ran out each time without an \
+         acknowledgement): set aside so that it cannot stop the queue"
+    );
+    recorder.dead(payload, id, name, attempts, 0, &reason);
 }

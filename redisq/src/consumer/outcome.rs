@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::backend::{Outcome, Report};
-use crate::clock::{millis, now_micros, now_millis};
+use crate::backend::{Marked, Outcome, Report};
+use crate::clock::{millis, now_millis};
 use crate::dead::DeadLetter;
 use crate::registry::TaskDef;
 use crate::retry::Backoff;
@@ -39,6 +39,8 @@ pub(super) struct Recorder<'a> {
     pub(super) backoff: Backoff,
     /// Whether the queue tracks task states (claims mark them processing).
     pub(super) track: bool,
+    /// Payload bytes a dead letter keeps at most.
+    pub(super) max_payload: usize,
 }
 
 /// One finished attempt: which task, which attempt, when it started (Unix ms).
@@ -76,20 +78,36 @@ impl Recorder<'_> {
     }
 
     /// The attempt of `def` whose payload is `payload` failed with `message`: a retry
-    /// while it has retries left, else a dead letter.
+    /// while it has retries left (true), else a dead letter (false).
     pub(super) fn failed(
         &mut self,
         def: &TaskDef,
         payload: &str,
         attempt: &Attempt<'_>,
         message: &str,
-    ) {
+    ) -> bool {
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
         self.report.tally.failed += 1;
-        let now = now_millis();
+        let message = truncate(message);
+        let message = message.as_str();
         let n = attempt.attempt;
-        let payload = wire::with_attempt(payload, attempt.id, n, message, now)
-            .unwrap_or_else(|| payload.as_bytes().to_vec());
+        let Some(payload) = wire::with_attempt(payload, attempt.id, n, message, now_millis())
+        else {
+            // Not an object (a task decoded from it, so this cannot be): never retry it
+            // with its attempts unrecorded.
+            let reason = format!(
+                "failed after {n} attempt(s): {message} (its payload could not record the attempt)"
+            );
+            self.dead(
+                payload.as_bytes(),
+                Some(attempt.id),
+                Some(def.name),
+                n,
+                attempt.started_at,
+                &reason,
+            );
+            return false;
+        };
         if n > def.retries {
             let reason = format!("failed after {n} attempt(s): {message}");
             self.dead(
@@ -100,7 +118,7 @@ impl Recorder<'_> {
                 attempt.started_at,
                 &reason,
             );
-            return;
+            return false;
         }
         let delay = self.backoff.delay(n, fastrand::f64());
         self.counters.retried.fetch_add(1, Ordering::Relaxed);
@@ -117,8 +135,9 @@ impl Recorder<'_> {
             error: message.to_owned(),
             started_at: attempt.started_at,
             payload,
-            due: now + millis(delay),
+            delay_ms: millis(delay),
         });
+        true
     }
 
     /// Sets `payload` aside in the dead letters for `reason`, after `attempts` attempts
@@ -132,15 +151,17 @@ impl Recorder<'_> {
         started_at: u64,
         reason: &str,
     ) {
+        let reason = truncate(reason);
+        let kept = &payload[..payload.len().min(self.max_payload)];
         let letter = DeadLetter {
             id: id.map_or_else(|| TaskId::generate().to_string(), str::to_owned),
             queue: self.queue.to_owned(),
             name: name.map(str::to_owned),
-            reason: reason.to_owned(),
+            reason: reason.clone(),
             attempts,
             failed_at: now_millis(),
             worker: self.consumer.to_owned(),
-            payload: String::from_utf8_lossy(payload).into_owned(),
+            payload: String::from_utf8_lossy(kept).into_owned(),
         };
         self.counters.dead.fetch_add(1, Ordering::Relaxed);
         self.report.tally.dead += 1;
@@ -154,11 +175,43 @@ impl Recorder<'_> {
         self.report.outcomes.push(Outcome::Dead {
             id: letter.id,
             attempts,
-            reason: reason.to_owned(),
+            reason,
             started_at,
             letter: encoded,
-            score: dead_score(),
         });
+    }
+
+    /// The items `ids` of a batch that failed as a unit: their records follow the batch's
+    /// fate (retried with it, or dead with it).
+    pub(super) fn mark_items(
+        &mut self,
+        ids: &[impl AsRef<str>],
+        retried: bool,
+        attempt: &Attempt<'_>,
+        error: &str,
+    ) {
+        let status = if retried {
+            Marked::Failed
+        } else {
+            Marked::Dead
+        };
+        let error = truncate(error);
+        for id in ids {
+            self.report.outcomes.push(Outcome::Mark {
+                id: id.as_ref().to_owned(),
+                status,
+                attempts: attempt.attempt,
+                error: error.clone(),
+                started_at: attempt.started_at,
+            });
+        }
+    }
+
+    /// Forgets the state of a task that keeps no record (an assembled batch's own id).
+    pub(super) fn forget(&mut self, id: &str) {
+        if self.track {
+            self.report.forget.push(id.to_owned());
+        }
     }
 
     /// Adds a `wait_ms:run_ms` sample for a task enqueued at `enqueued_at` (Unix ms) that
@@ -180,19 +233,19 @@ impl Recorder<'_> {
     }
 }
 
-/// The score of a new dead letter: now in microseconds, strictly increasing within this
-/// process, so that letters keep their order even within one millisecond.
-fn dead_score() -> u64 {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = now_micros();
-    let mut last = LAST.load(Ordering::Relaxed);
-    loop {
-        let next = now.max(last + 1);
-        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(seen) => last = seen,
-        }
+/// Bytes of an error message kept in records, payloads and dead letters.
+pub(super) const ERROR_MAX: usize = 2048;
+
+/// `message`, cut to [`ERROR_MAX`] bytes (at a character boundary) with a mark.
+fn truncate(message: &str) -> String {
+    if message.len() <= ERROR_MAX {
+        return message.to_owned();
     }
+    let mut end = ERROR_MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &message[..end], message.len() - end)
 }
 
 #[cfg(test)]
@@ -200,9 +253,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dead_scores_increase() {
-        let a = dead_score();
-        assert!(dead_score() > a);
+    fn long_errors_are_cut_at_a_character() {
+        assert_eq!(truncate("short"), "short");
+        let long = "é".repeat(ERROR_MAX);
+        let cut = truncate(&long);
+        assert!(cut.len() < ERROR_MAX + 40, "{}", cut.len());
+        assert!(cut.ends_with(&format!("({} bytes cut)", long.len() - ERROR_MAX)));
     }
 
     #[test]
@@ -219,6 +275,7 @@ mod tests {
                 cap: std::time::Duration::ZERO,
             },
             track: false,
+            max_payload: 1024,
         };
         for _ in 0..40 {
             recorder.sample(Some(0), Instant::now());

@@ -25,17 +25,17 @@ impl Consumer {
         let Some(payload) = payloads.first() else {
             return 0;
         };
-        let Ok(text) = std::str::from_utf8(payload) else {
-            recorder.dead(payload, None, None, 0, 0, "payload is not valid UTF-8");
+        let max = self.backend.config().max_payload;
+        if let Some(reason) = wire::undecodable(payload, max) {
+            recorder.dead(payload, None, None, 0, 0, &reason);
             return 1;
-        };
-        let task = match Task::decode(text) {
-            Ok(task) => task,
-            Err(err) => {
-                let reason = format!("malformed task JSON: {err}");
-                recorder.dead(payload, None, None, 0, 0, &reason);
-                return 1;
-            }
+        }
+        // `undecodable` said it decodes.
+        let Some(task) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|t| Task::decode(t).ok())
+        else {
+            return 1;
         };
         let id = task
             .id
@@ -64,8 +64,14 @@ impl Consumer {
         let started = Instant::now();
         let outcome = self.call(recorder.queue, def, &attempt, Args::new(task.args));
         recorder.sample(task.enqueued_at, started);
+        // An assembled batch's own id keeps no record; its items' records follow it.
+        let items: &[Cow<'_, str>] = if task.batch { &task.items } else { &[] };
         match outcome {
-            Ok(result) => recorder.succeeded(def, &[&id], &attempt, &result, task.items()),
+            Ok(result) if task.batch => {
+                recorder.succeeded(def, items, &attempt, &result, task.count());
+                recorder.forget(&id);
+            }
+            Ok(result) => recorder.succeeded(def, &[&id], &attempt, &result, 1),
             Err(CallError::BadArgs(reason)) => {
                 let started_at = attempt.started_at;
                 recorder.dead(
@@ -76,15 +82,21 @@ impl Consumer {
                     started_at,
                     &reason,
                 );
+                recorder.mark_items(items, false, &attempt, &reason);
             }
-            Err(CallError::Failed(message)) => recorder.failed(def, text, &attempt, &message),
+            Err(CallError::Failed(message)) => {
+                let text = String::from_utf8_lossy(payload);
+                let retried = recorder.failed(def, &text, &attempt, &message);
+                recorder.mark_items(items, retried, &attempt, &message);
+            }
         }
         1
     }
 
     /// Runs the function once with the consecutive items of the batch task `def` at the
     /// head of `payloads` (up to its batch size). The batch succeeds, is retried or dies as
-    /// a unit; an item whose arguments do not fit is set aside on its own first.
+    /// a unit, its items' records with it; an item whose arguments do not fit is set aside
+    /// on its own first.
     fn process_batch(
         &self,
         def: &'static TaskDef,
@@ -95,13 +107,17 @@ impl Consumer {
         let mut ids: Vec<Cow<'_, str>> = Vec::new();
         let mut oldest: Option<u64> = None;
         let mut used = 0;
+        let max = self.backend.config().max_payload;
         let tasks = payloads.iter().take(def.batch.max(1)).map(|payload| {
-            (
-                payload,
-                std::str::from_utf8(payload)
-                    .ok()
-                    .and_then(|t| Task::decode(t).ok()),
-            )
+            let task = wire::undecodable(payload, max)
+                .is_none()
+                .then(|| {
+                    std::str::from_utf8(payload)
+                        .ok()
+                        .and_then(|t| Task::decode(t).ok())
+                })
+                .flatten();
+            (payload, task)
         });
         for (payload, task) in tasks {
             let Some(task) = task.filter(|t| t.name == def.name && !t.batch) else {
@@ -133,33 +149,37 @@ impl Consumer {
         let started = Instant::now();
         let outcome = self.call(recorder.queue, def, &attempt, Args::new(Some(&args)));
         recorder.sample(oldest, started);
-        match outcome {
-            Ok(result) => recorder.succeeded(def, &ids, &attempt, &result, items.len() as u64),
-            Err(failure) => {
-                // The batch becomes one task of its own, retried or set aside as a unit.
-                let id = TaskId::generate();
-                let payload =
-                    wire::encode_batch(&id, def.name, recorder.queue, &args, now_millis());
-                let attempt = Attempt {
-                    id: id.as_str(),
-                    ..attempt
-                };
-                match failure {
-                    CallError::BadArgs(reason) => {
-                        recorder.dead(
-                            &payload,
-                            Some(id.as_str()),
-                            Some(def.name),
-                            0,
-                            attempt.started_at,
-                            &reason,
-                        );
-                    }
-                    CallError::Failed(message) => {
-                        let text = String::from_utf8_lossy(&payload);
-                        recorder.failed(def, &text, &attempt, &message);
-                    }
-                }
+        let failure = match outcome {
+            Ok(result) => {
+                recorder.succeeded(def, &ids, &attempt, &result, items.len() as u64);
+                return used;
+            }
+            Err(failure) => failure,
+        };
+        // The batch becomes one task of its own, retried or set aside as a unit.
+        let id = TaskId::generate();
+        let payload = wire::encode_batch(&id, def.name, recorder.queue, &args, now_millis(), &ids);
+        let attempt = Attempt {
+            id: id.as_str(),
+            ..attempt
+        };
+        match failure {
+            CallError::BadArgs(reason) => {
+                let started_at = attempt.started_at;
+                recorder.dead(
+                    &payload,
+                    Some(id.as_str()),
+                    Some(def.name),
+                    0,
+                    started_at,
+                    &reason,
+                );
+                recorder.mark_items(&ids, false, &attempt, &reason);
+            }
+            CallError::Failed(message) => {
+                let text = String::from_utf8_lossy(&payload);
+                let retried = recorder.failed(def, &text, &attempt, &message);
+                recorder.mark_items(&ids, retried, &attempt, &message);
             }
         }
         used

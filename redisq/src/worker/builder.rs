@@ -1,7 +1,7 @@
 //! [`WorkerBuilder`]: choosing queues, threads, prefetch and batch wait, then starting a
 //! [`Worker`] — a plan first (`plan.rs`), then the threads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread;
@@ -13,7 +13,7 @@ use crate::backend::RedisQueueBackend;
 use crate::clock::{millis, now_millis};
 use crate::consumer::{Consumer, Counters};
 use crate::error::{Error, Result};
-use crate::heartbeat::Heartbeat;
+use crate::heartbeat::{Beating, Heartbeat};
 use crate::registry::Registry;
 use crate::status::WorkerInfo;
 use crate::task::TaskId;
@@ -131,6 +131,7 @@ impl WorkerBuilder {
     fn spawn(self, id: String, registry: Arc<Registry>, plan: Plan) -> Result<Worker> {
         let stop = Arc::new(AtomicBool::new(false));
         let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(0);
+        let (beat_stop, beat_stopped) = crossbeam_channel::bounded::<()>(0);
         let counters = Arc::new(Counters::default());
         // Dropping a worker whose start failed half-way stops what did start.
         let mut worker = Worker {
@@ -139,11 +140,12 @@ impl WorkerBuilder {
             backend: self.backend.clone(),
             stop: stop.clone(),
             wake: Some(wake_tx),
+            beat_stop: Some(beat_stop),
             consumers: Vec::new(),
             heartbeat: None,
             counters: counters.clone(),
         };
-        let mut by_queue: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut beating = Vec::new();
         for group in &plan.groups {
             let names = group.names();
             for _ in 0..group.threads {
@@ -158,14 +160,13 @@ impl WorkerBuilder {
                     wake: wake_rx.clone(),
                     max_prefetch: self.prefetch,
                     batch_wait: self.batch_wait,
+                    shared: Arc::default(),
                 };
                 let consumer_id = consumer.id.clone();
-                for name in &names {
-                    by_queue
-                        .entry(name.clone())
-                        .or_default()
-                        .push(consumer_id.clone());
-                }
+                beating.push(Beating {
+                    id: consumer_id.clone(),
+                    shared: consumer.shared.clone(),
+                });
                 let handle = thread::Builder::new()
                     .name(format!("redisq-{}-{n}", names.join("+")))
                     .spawn(move || consumer.run())
@@ -191,13 +192,11 @@ impl WorkerBuilder {
             lease_ms: millis(self.backend.lease()),
             alive: true,
         };
-        if let Err(err) = self.backend.register_queues(&info.queues) {
-            log::warn!("worker {id} could not register its queues: {err}");
-        }
         let heartbeat = Heartbeat {
             backend: self.backend.clone(),
-            consumers: by_queue,
-            wake: wake_rx,
+            queues: info.queues.clone(),
+            consumers: beating,
+            stop: beat_stopped,
             info,
             counters,
         };

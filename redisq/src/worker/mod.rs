@@ -49,7 +49,10 @@ pub struct Worker {
     queues: BTreeMap<String, usize>,
     backend: RedisQueueBackend,
     stop: Arc<AtomicBool>,
+    /// Dropped to wake the consumers at shutdown.
     wake: Option<Sender<()>>,
+    /// Dropped to stop the heartbeat, once the consumers have stopped.
+    beat_stop: Option<Sender<()>>,
     consumers: Vec<ConsumerThread>,
     heartbeat: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -136,7 +139,7 @@ impl Worker {
 
     fn stop_and_join(&mut self, deadline: Option<Instant>) -> bool {
         self.stop.store(true, Ordering::Release);
-        // Disconnecting the channel wakes every thread sleeping on it.
+        // Disconnecting the channel wakes every consumer sleeping on it.
         self.wake = None;
         if let Some(deadline) = deadline {
             while Instant::now() < deadline
@@ -167,6 +170,8 @@ impl Worker {
                 log::error!("consumer thread {} panicked", consumer.id);
             }
         }
+        // Only now: the leases of the tasks that were running held until they settled.
+        self.beat_stop = None;
         if let Some(heartbeat) = self.heartbeat.take() {
             let _ = heartbeat.join();
         }

@@ -1,3 +1,4 @@
 -- The consumers of one queue whose lease has run out, by the server's clock.
--- KEYS[1] leases zset; ARGV[1] how many at most
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
+-- KEYS: the queue's keys (queue_keys()). ARGV[1] how many at most
+local q = queue_keys()
+return redis.call('ZRANGEBYSCORE', q.leases, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))

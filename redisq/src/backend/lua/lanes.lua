@@ -2,79 +2,177 @@
 
 -- Moves up to max due tasks from the scheduled set to the tail of the normal lane; when
 -- track, records their new place in the state hash. Returns how many moved.
-local function promote(scheduled, pending, counters, state, max, now, track)
-  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, max)
+local function promote(q, max, now, track)
+  local due = redis.call('ZRANGEBYSCORE', q.scheduled, '-inf', now, 'LIMIT', 0, max)
   if #due == 0 then
     return 0
   end
-  for i = 1, #due, CHUNK do
-    redis.call('ZREM', scheduled, unpack(due, i, math.min(i + CHUNK - 1, #due)))
-  end
-  push_range(pending, due, 1, #due)
-  local last = redis.call('HINCRBY', counters, PUSHED[NORMAL], #due)
+  each_chunk('ZREM', q.scheduled, due)
+  push_range(q.lane_normal, due, 1, #due)
+  local last = redis.call('HINCRBY', q.counters, PUSHED[NORMAL], #due)
   if track then
     local first = last - #due
-    set_states(state, due, function(i)
+    set_states(q.state, due, function(i)
       return state_queued(NORMAL, first + i)
     end)
   end
   return #due
 end
 
--- Takes up to max tasks, high lane first, counting them in the lanes' taken counters;
--- into claimed unless it is false (at most once). When track, marks them processing in
--- the state hash. Taking nothing clears the signal list, so that a consumer blocked on
--- it wakes only for tasks pushed after; taking some trims it to a few tokens.
-local function take(lanes, counters, claimed, signal, state, max, now, consumer, track)
-  local items = {}
+-- How many of the up to want tasks at the head of lane to take: all, unless one of them
+-- had a lease run out while held (a suspect, maybe a poison pill), which is taken alone,
+-- first or not at all. Returns the count and, when the first is a suspect, its count.
+local function takeable(q, lane, want, first)
+  if redis.call('HLEN', q.deliveries) == 0 then
+    return want, 0
+  end
+  local head = redis.call('LRANGE', lane, 0, want - 1)
+  for i = 1, #head do
+    local expired = redis.call('HGET', q.deliveries, delivery_key(head[i]))
+    if expired then
+      if i == 1 and first then
+        return 1, tonumber(expired)
+      end
+      return i - 1, 0
+    end
+  end
+  return #head, 0
+end
+
+-- Takes up to max tasks, high lane first, into the claimed list (with a segment per lane
+-- taken from, so that a hand-back restores each lane), or only pops them (at most once,
+-- claimed false). A suspect (see takeable) comes alone, and only when alone allows. When track, marks the tasks
+-- processing in the state hash. Taking nothing clears the signal list, so that a consumer
+-- blocked on it wakes only for tasks pushed after; taking some trims it to a few tokens.
+-- Returns the payloads and the suspect's count (0: none).
+local function take(q, max, now, consumer, track, claimed, alone)
+  local items, suspect = {}, 0
   for l = 1, 3 do
     local want = max - #items
     if want <= 0 then
       break
     end
-    local got = redis.call('LPOP', lanes[l], want)
+    local lane = q['lane_' .. LANE_NAMES[l]]
+    local n, count = want, 0
+    if claimed then
+      n, count = takeable(q, lane, want, alone and #items == 0)
+    end
+    local got = n > 0 and redis.call('LPOP', lane, n)
     if got then
-      redis.call('HINCRBY', counters, TAKEN[l], #got)
       for j = 1, #got do
         items[#items + 1] = got[j]
       end
+      if claimed then
+        push_range(q.claimed, got, 1, #got)
+        redis.call('RPUSH', q.segments, l .. ':' .. #got)
+      end
+    end
+    suspect = count
+    if count > 0 or n < want and redis.call('LLEN', lane) > 0 then
+      break
     end
   end
   if #items == 0 then
-    redis.call('DEL', signal)
-    return items
+    redis.call('DEL', q.signal)
+    return items, 0
   end
-  if claimed then
-    push_range(claimed, items, 1, #items)
-  end
-  redis.call('LTRIM', signal, -SIGNAL_MAX, -1)
+  redis.call('LTRIM', q.signal, -SIGNAL_MAX, -1)
   if track then
     local value = state_processing(now, consumer)
-    set_states(state, items, function()
+    set_states(q.state, items, function()
       return value
     end)
   end
-  return items
+  return items, suspect
 end
 
--- Moves every task of a consumer's claimed list back to the head of the normal lane, in
--- order, drops the consumer's lease, marks the tasks that have a state queued again (at
--- place 0: ahead of every counted task) and rings the signal; returns how many moved.
-local function hand_back(claimed, pending, leases, consumer, signal, counters, state)
-  local moved = 0
-  local item = redis.call('LMOVE', claimed, pending, 'RIGHT', 'LEFT')
-  while item do
-    moved = moved + 1
-    local id = payload_id(item)
-    if id and redis.call('HEXISTS', state, id) == 1 then
-      redis.call('HSET', state, id, state_queued(NORMAL, 0))
+-- Drops the first done tasks of the claimed list (acknowledged) and their segments, and
+-- forgets their delivery counts.
+local function acknowledge(q, done)
+  if done <= 0 then
+    return
+  end
+  if redis.call('HLEN', q.deliveries) > 0 then
+    local acked = redis.call('LRANGE', q.claimed, 0, done - 1)
+    for i = 1, #acked do
+      redis.call('HDEL', q.deliveries, delivery_key(acked[i]))
     end
-    item = redis.call('LMOVE', claimed, pending, 'RIGHT', 'LEFT')
   end
-  redis.call('ZREM', leases, consumer)
-  if moved > 0 then
-    redis.call('HINCRBY', counters, TAKEN_NORMAL, -moved)
-    redis.call('RPUSH', signal, 1)
+  redis.call('LTRIM', q.claimed, done, -1)
+  local left = done
+  while left > 0 do
+    local segment = redis.call('LPOP', q.segments)
+    if not segment then
+      break
+    end
+    local l, count = string.match(segment, '^(%d+):(%d+)$')
+    count = tonumber(count)
+    if count > left then
+      redis.call('LPUSH', q.segments, l .. ':' .. (count - left))
+    end
+    left = left - count
   end
-  return moved
+end
+
+-- Moves the tasks of a consumer's claimed list after the first keep back to the head of
+-- the lanes they came from, in their order, and marks those that have a state queued at
+-- their exact place. When expired (the lease ran out), counts a delivery for each, so
+-- that a task that kills its worker is found out. Returns how many moved.
+local function hand_back(q, keep, expired)
+  local moved = {}
+  local len = redis.call('LLEN', q.claimed)
+  local segment = redis.call('RPOP', q.segments)
+  while len > keep do
+    local l, count = NORMAL, len - keep
+    if segment then
+      l, count = string.match(segment, '^(%d+):(%d+)$')
+      l, count = tonumber(l), tonumber(count)
+    end
+    local n = math.min(count, len - keep)
+    local lane = q['lane_' .. LANE_NAMES[l]]
+    for _ = 1, n do
+      local item = redis.call('LMOVE', q.claimed, lane, 'RIGHT', 'LEFT')
+      moved[#moved + 1] = { l, item }
+      if expired then
+        redis.call('HINCRBY', q.deliveries, delivery_key(item), 1)
+      end
+    end
+    len = len - n
+    if n < count then
+      redis.call('RPUSH', q.segments, l .. ':' .. (count - n))
+      segment = nil
+    elseif len > keep then
+      segment = redis.call('RPOP', q.segments)
+    end
+  end
+  if #moved == 0 then
+    if segment then
+      redis.call('RPUSH', q.segments, segment)
+    end
+    return 0
+  end
+  -- Exact places: in each lane the moved tasks now lead, the last moved first.
+  local ahead = { 0, 0, 0 }
+  for i = #moved, 1, -1 do
+    local l, item = moved[i][1], moved[i][2]
+    local id = payload_id(item)
+    if id and redis.call('HEXISTS', q.state, id) == 1 then
+      local lane = q['lane_' .. LANE_NAMES[l]]
+      local pushed = tonumber(redis.call('HGET', q.counters, PUSHED[l]) or '0')
+      local seq = pushed - redis.call('LLEN', lane) + 1 + ahead[l]
+      redis.call('HSET', q.state, id, state_queued(l, seq))
+    end
+    ahead[l] = ahead[l] + 1
+  end
+  redis.call('RPUSH', q.signal, 1)
+  return #moved
+end
+
+-- Ends a consumer's hold on the queue: its lease and fence go.
+local function drop_lease(q, consumer)
+  redis.call('ZREM', q.leases, consumer)
+  redis.call('HDEL', q.fences, consumer)
+  if redis.call('LLEN', q.claimed) == 0 then
+    redis.call('DEL', q.segments)
+  end
 end

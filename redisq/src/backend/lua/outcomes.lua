@@ -10,50 +10,96 @@ local function finished(record, done, ttl)
   redis.call('EXPIRE', record, ttl)
 end
 
+-- Adds a dead-letter record, scored by the server's clock in microseconds, and counts its
+-- bytes.
+local function add_dead(q, letter, score)
+  if redis.call('ZADD', q.dead, score, letter) == 1 then
+    redis.call('HINCRBY', q.counters, DEAD_BYTES, #letter)
+  end
+end
+
 -- Applies n outcomes from ARGV[at..], 7 values each (kind, id, attempts, started_at,
--- text, member, score), with the record and done-list keys of outcome k at
+-- text, member, delay), with the record and done-list keys of outcome k at
 -- KEYS[keys + 2k - 1] and KEYS[keys + 2k]:
---   retry: member is the payload, due at score (Unix ms); text the error
---   dead:  member is the dead-letter record, scored score (Unix µs); text the reason
+--   retry: member is the payload, due delay ms from now; text the error
+--   dead:  member is the dead-letter record; text the reason
 --   done:  text is the result
+--   mark:  only the record: member is the status (failed or dead), text the error
 -- Returns whether any dead letter was written.
 local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead)
   local any_dead = false
+  local score = now_us()
   for k = 1, n do
     local a = at + 7 * (k - 1)
     local kind, id, attempts, started = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+    local text, member = ARGV[a + 4], ARGV[a + 5]
     local record, done = KEYS[keys + 2 * k - 1], KEYS[keys + 2 * k]
     redis.call('HDEL', q.state, id)
+    local status, field = nil, F.error
     if kind == 'retry' then
-      redis.call('ZADD', q.scheduled, ARGV[a + 6], ARGV[a + 5])
-      set_record(record, F.status, S.failed, F.attempts, attempts, F.error, ARGV[a + 4],
-        F.finished_at, now, F.started_at, started, F.worker, consumer)
+      redis.call('ZADD', q.scheduled, now + tonumber(ARGV[a + 6]), member)
+      status = S.failed
     elseif kind == 'dead' then
-      redis.call('ZADD', q.dead, ARGV[a + 6], ARGV[a + 5])
+      add_dead(q, member, score + k)
       any_dead = true
-      if set_record(record, F.status, S.dead, F.attempts, attempts, F.error, ARGV[a + 4],
-          F.finished_at, now, F.started_at, started, F.worker, consumer) then
-        finished(record, done, ttl_dead)
-      end
+      status = S.dead
     elseif kind == 'done' then
-      if set_record(record, F.status, S.done, F.attempts, attempts, F.result, ARGV[a + 4],
-          F.finished_at, now, F.started_at, started, F.worker, consumer) then
-        finished(record, done, ttl_done)
-      end
+      status, field = S.done, F.result
+    elseif kind == 'mark' then
+      status = member
     else
       return redis.error_reply('unknown outcome ' .. tostring(kind))
+    end
+    if set_record(record, F.status, status, F.attempts, attempts, field, text,
+        F.finished_at, now, F.started_at, started, F.worker, consumer) then
+      if status == S.done then
+        finished(record, done, ttl_done)
+      elseif status == S.dead then
+        finished(record, done, ttl_dead)
+      end
     end
   end
   return any_dead
 end
 
--- Drops the oldest dead letters past the bounds: older than max_age ms (0: no bound),
--- beyond max records.
-local function trim_dead(dead, max, max_age, now)
-  if max_age > 0 then
-    redis.call('ZREMRANGEBYSCORE', dead, '-inf', '(' .. ((now - max_age) * 1000))
+-- Removes one dead letter and its bytes.
+local function remove_dead(q, letter)
+  if redis.call('ZREM', q.dead, letter) == 1 then
+    redis.call('HINCRBY', q.counters, DEAD_BYTES, -#letter)
   end
-  redis.call('ZREMRANGEBYRANK', dead, 0, -(max + 1))
+end
+
+-- Drops the oldest dead letters past the bounds: older than max_age ms (0: no bound),
+-- beyond max records, beyond max_bytes bytes; at most CHUNK per call (a later call goes
+-- on). Returns how many went.
+local function trim_dead(q, max, max_age, max_bytes, now)
+  local dropped = 0
+  if max_age > 0 then
+    local old = redis.call('ZRANGEBYSCORE', q.dead, '-inf', '(' .. ((now - max_age) * 1000),
+      'LIMIT', 0, CHUNK)
+    for i = 1, #old do
+      remove_dead(q, old[i])
+    end
+    dropped = #old
+  end
+  local excess = math.min(redis.call('ZCARD', q.dead) - max, CHUNK - dropped)
+  if excess > 0 then
+    local oldest = redis.call('ZRANGE', q.dead, 0, excess - 1)
+    for i = 1, #oldest do
+      remove_dead(q, oldest[i])
+    end
+    dropped = dropped + #oldest
+  end
+  while dropped < CHUNK and tonumber(redis.call('HGET', q.counters, DEAD_BYTES) or '0') > max_bytes do
+    local oldest = redis.call('ZRANGE', q.dead, 0, 0)
+    if #oldest == 0 then
+      redis.call('HSET', q.counters, DEAD_BYTES, 0)
+      break
+    end
+    remove_dead(q, oldest[1])
+    dropped = dropped + 1
+  end
+  return dropped
 end
 
 -- Adds a settle's counts to the queue's statistics: processed, failed, retried and dead

@@ -1,9 +1,22 @@
--- When a consumer's lease has run out, returns its claimed tasks to the head of the
--- normal lane, in order, and drops the lease; -1 when the lease is still current.
--- KEYS[1] normal lane, [2] the consumer's claimed list, [3] leases, [4] signal,
--- [5] counters, [6] state. ARGV[1] consumer id
-local deadline = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if deadline and tonumber(deadline) > now_ms() then
+-- Hands a consumer's claimed tasks back to the head of their lanes, in order.
+-- KEYS: the queue's keys (queue_keys()) with the consumer's claimed list and segments.
+-- ARGV[1] consumer id, [2] mode, [3] its token, [4] how many to keep.
+-- "expired": only when its lease has run out (by the server's clock), all of them,
+-- counting a delivery for each, and its lease and fence go; -1 while the lease is current.
+-- "unstarted": those after the first keep (the task it runs and those it finished), when
+-- the token is its fence (-1 otherwise); it keeps its lease.
+local q = queue_keys()
+local consumer, mode = ARGV[1], ARGV[2]
+if mode == 'expired' then
+  local deadline = redis.call('ZSCORE', q.leases, consumer)
+  if deadline and tonumber(deadline) > now_ms() then
+    return -1
+  end
+  local moved = hand_back(q, 0, true)
+  drop_lease(q, consumer)
+  return moved
+end
+if fence_parse(redis.call('HGET', q.fences, consumer)) ~= tonumber(ARGV[3]) then
   return -1
 end
-return hand_back(KEYS[2], KEYS[1], KEYS[3], ARGV[1], KEYS[4], KEYS[5], KEYS[6])
+return hand_back(q, tonumber(ARGV[4]), false)

@@ -1,58 +1,87 @@
 -- Settles a consumer's finished work and takes more, atomically: the claim protocol.
--- The layout below is built by backend/claim.rs (`Settle`), and only there.
--- KEYS[1] normal lane, [2] the consumer's claimed list, [3] leases, [4] scheduled,
--- [5] dead, [6] high lane, [7] low lane, [8] signal, [9] stats, [10] throughput,
--- [11] latency, [12] counters, [13] state; then two per outcome: its record, its done list.
--- ARGV[1] consumer id, [2] lease (ms), [3] mode, [4] tasks done at the head of the
--- claimed list, [5] how many to take at most, [6] "1" to track task states, [7] dead-letter
--- count bound, [8] dead-letter age bound (ms), [9] TTL of a done record (s), [10] TTL of
--- a dead record (s), [11..14] processed, failed, retried, dead counts, [15] latency
--- samples, [16] n ids whose state to forget, then the ids, then the number of outcomes and
--- the outcomes (see apply_outcomes).
--- Modes: "claim" acknowledges, records, promotes due tasks, renews the lease and claims
--- up to max tasks into the claimed list; "pop" (at most once) records, promotes and pops;
--- "record" only records (the leading part of a settle too large for one call); "release"
--- acknowledges, records and hands every other claimed task back, dropping the lease.
-local q = { pending = KEYS[1], claimed = KEYS[2], leases = KEYS[3], scheduled = KEYS[4],
-  dead = KEYS[5], signal = KEYS[8], stats = KEYS[9], throughput = KEYS[10],
-  latency = KEYS[11], counters = KEYS[12], state = KEYS[13] }
+-- The layout below is built by backend/settle.rs (`SettleCall`), and only there.
+-- KEYS: the queue's keys (queue_keys()), then two per outcome: its record, its done list.
+-- ARGV[1] consumer id, [2] lease (ms), [3] mode, [4] the consumer's fencing token (0:
+-- none yet), [5] this call's number (increasing per consumer), [6] tasks done at the
+-- head of the claimed list, [7] how many to take at most, [8] "1" to track task states,
+-- [9] dead-letter count bound, [10] age bound (ms), [11] byte bound, [12] TTL of a done
+-- record (s), [13] of a dead one (s), [14..17] processed, failed, retried, dead counts,
+-- [18] latency samples, [19] n ids whose state to forget, then the ids, then the number
+-- of outcomes and the outcomes (see apply_outcomes).
+-- Modes: "claim" acknowledges, records, promotes due tasks, renews the lease (a new
+-- token when the consumer has none) and claims up to max tasks; "fill" is a claim that
+-- adds to a batch, so it takes no suspect; "pop" (at most once)
+-- records, promotes and pops; "record" only records (the leading part of a settle too
+-- large for one call); "release" acknowledges, records and hands every other claimed task
+-- back, dropping the lease; "evict" hands everything back unfenced (the consumer's own
+-- worker, at a shutdown deadline).
+-- Replies { status, token, n, items... }: status "ok", or "stale" when the token is not
+-- the consumer's fence (its lease ran out and its tasks went back: nothing was done);
+-- n is the suspect's count for a claim (0: none), the tasks moved for a release.
+local q = queue_keys()
 local now = now_ms()
 local consumer, mode = ARGV[1], ARGV[3]
-local done, max, track = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
+local token, seq, done = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local max, track = tonumber(ARGV[7]), ARGV[8] == '1'
+local forget = tonumber(ARGV[19])
+local at = 20 + forget
 
-if done > 0 and (mode == 'claim' or mode == 'release') then
-  redis.call('LTRIM', q.claimed, done, -1)
+if mode == 'evict' then
+  local moved = hand_back(q, 0, false)
+  drop_lease(q, consumer)
+  return { 'ok', '0', tostring(moved) }
 end
-local forget = tonumber(ARGV[16])
-for i = 17, 16 + forget, CHUNK do
-  redis.call('HDEL', q.state, unpack(ARGV, i, math.min(i + CHUNK - 1, 16 + forget)))
+local claim = mode == 'claim' or mode == 'fill'
+if claim or mode == 'release' or (mode == 'record' and token > 0) then
+  local held = fence_parse(redis.call('HGET', q.fences, consumer))
+  local reports = done > 0 or forget > 0 or tonumber(ARGV[at]) > 0
+  if (token > 0 and held ~= token) or (token == 0 and (held or reports)) then
+    return { 'stale', '0', '0' }
+  end
+  if token > 0 then
+    redis.call('HSET', q.fences, consumer, fence_value(token, seq))
+  end
 end
-local at = 17 + forget
-local any_dead = apply_outcomes(q, tonumber(ARGV[at]), at + 1, 13, now, consumer,
-  ARGV[9], ARGV[10])
+
+if claim or mode == 'release' then
+  acknowledge(q, done)
+end
+for i = 20, 19 + forget, CHUNK do
+  redis.call('HDEL', q.state, unpack(ARGV, i, math.min(i + CHUNK - 1, 19 + forget)))
+end
+local any_dead = apply_outcomes(q, tonumber(ARGV[at]), at + 1, QUEUE_KEYS, now, consumer,
+  ARGV[12], ARGV[13])
 if type(any_dead) == 'table' then
   return any_dead
 end
 if any_dead then
-  trim_dead(q.dead, tonumber(ARGV[7]), tonumber(ARGV[8]), now)
+  trim_dead(q, tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), now)
 end
-tally(q, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]),
-  ARGV[15], now)
+tally(q, tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]),
+  ARGV[18], now)
 
 if mode == 'record' then
-  return {}
+  return { 'ok', tostring(token), '0' }
 end
 if mode == 'release' then
-  return { hand_back(q.claimed, q.pending, q.leases, consumer, q.signal, q.counters, q.state) }
+  local moved = hand_back(q, 0, false)
+  drop_lease(q, consumer)
+  return { 'ok', '0', tostring(moved) }
 end
-promote(q.scheduled, q.pending, q.counters, q.state, math.max(max, 100), now, track)
-local claimed = false
-if mode == 'claim' then
+promote(q, math.max(max, 100), now, track)
+if claim then
+  if token == 0 then
+    token = redis.call('HINCRBY', q.counters, FENCE_COUNTER, 1)
+    redis.call('HSET', q.fences, consumer, fence_value(token, seq))
+  end
   redis.call('ZADD', q.leases, now + tonumber(ARGV[2]), consumer)
-  claimed = q.claimed
 end
-if max <= 0 then
-  return {}
+local items, suspect = {}, 0
+if max > 0 then
+  items, suspect = take(q, max, now, consumer, track, claim, mode == 'claim')
 end
-return take({ KEYS[6], KEYS[1], KEYS[7] }, q.counters, claimed, q.signal, q.state, max, now,
-  consumer, track)
+local reply = { 'ok', tostring(token), tostring(suspect) }
+for i = 1, #items do
+  reply[i + 3] = items[i]
+end
+return reply
