@@ -379,7 +379,12 @@ fn shutdown_deadline_hands_back_the_leases_of_busy_threads() {
         .unwrap();
     let done = ns.backend.wait(&id, WAIT).unwrap().unwrap();
     assert_eq!(done.status, redisq::TaskStatus::Done);
-    assert!(done.worker.as_deref().is_some_and(|w| w.starts_with(again.id())), "{done:?}");
+    assert!(
+        done.worker
+            .as_deref()
+            .is_some_and(|w| w.starts_with(again.id())),
+        "{done:?}"
+    );
     // A window for a late settle of the detached thread, which must not land.
     let window = Instant::now() + Duration::from_millis(500);
     while Instant::now() < window {

@@ -268,12 +268,12 @@ fn fire_and_forget_tasks_keep_no_record() {
 #[test]
 fn queued_tasks_know_their_position_and_estimated_wait() {
     let ns = TestNs::new();
-    // No rate yet: a position but no estimate.
+    // Nothing observed yet: a position, and an estimate of 0.
     let ids = positioned::enqueue_many(&ns.backend, 0..10).unwrap();
     for (n, id) in ids.iter().enumerate() {
         let info = ns.backend.task(id).unwrap().unwrap();
         assert_eq!(info.queue_position, Some(n as u64));
-        assert_eq!(info.estimated_wait_seconds, None);
+        assert_eq!(info.estimated_wait_seconds, Some(0.0));
     }
     // A high-priority task goes before all of them, and they all move back one.
     let urgent = positioned::with(&ns.backend)
@@ -424,15 +424,16 @@ fn workers_silent_for_ten_leases_are_pruned() {
         !ns.backend.workers().unwrap().is_empty()
     });
     let listed = ns.backend.workers().unwrap();
-    assert_eq!(listed.len(), 1);
+    assert_eq!(listed.len(), 1, "a stale entry is not listed");
     assert_eq!(listed[0].id, workers.id());
     assert!(listed[0].alive);
-    let left: bool = redis::cmd("HEXISTS")
-        .arg(format!("{}:workers", ns.name))
-        .arg("ghost")
-        .query(&mut raw())
-        .unwrap();
-    assert!(!left, "the stale entry is pruned");
+    wait_until(WAIT, "the live worker's heartbeat to prune the stale entry", || {
+        !redis::cmd("HEXISTS")
+            .arg(format!("{}:workers", ns.name))
+            .arg("ghost")
+            .query::<bool>(&mut raw())
+            .unwrap()
+    });
     workers.shutdown();
     assert!(
         ns.backend.workers().unwrap().is_empty(),

@@ -156,32 +156,7 @@ impl Consumer {
             }
             Err(failure) => failure,
         };
-        // The batch becomes one task of its own, retried or set aside as a unit.
-        let id = TaskId::generate();
-        let payload = wire::encode_batch(&id, def.name, recorder.queue, &args, now_millis(), &ids);
-        let attempt = Attempt {
-            id: id.as_str(),
-            ..attempt
-        };
-        match failure {
-            CallError::BadArgs(reason) => {
-                let started_at = attempt.started_at;
-                recorder.dead(
-                    &payload,
-                    Some(id.as_str()),
-                    Some(def.name),
-                    0,
-                    started_at,
-                    &reason,
-                );
-                recorder.mark_items(&ids, false, &attempt, &reason);
-            }
-            CallError::Failed(message) => {
-                let text = String::from_utf8_lossy(&payload);
-                let retried = recorder.failed(def, &text, &attempt, &message);
-                recorder.mark_items(&ids, retried, &attempt, &message);
-            }
-        }
+        batch_failed(def, &args, &ids, &attempt, failure, recorder);
         used
     }
 
@@ -235,5 +210,42 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a non-string payload".to_owned()
+    }
+}
+
+/// A fresh batch of `def` failed: it becomes one task of its own (with its items' ids),
+/// retried or set aside as a unit, and its items' records follow it.
+fn batch_failed(
+    def: &TaskDef,
+    args: &RawValue,
+    ids: &[Cow<'_, str>],
+    attempt: &Attempt<'_>,
+    failure: CallError,
+    recorder: &mut Recorder<'_>,
+) {
+    let id = TaskId::generate();
+    let payload = wire::encode_batch(&id, def.name, recorder.queue, args, now_millis(), ids);
+    let attempt = Attempt {
+        id: id.as_str(),
+        ..*attempt
+    };
+    match failure {
+        CallError::BadArgs(reason) => {
+            let started_at = attempt.started_at;
+            recorder.dead(
+                &payload,
+                Some(id.as_str()),
+                Some(def.name),
+                0,
+                started_at,
+                &reason,
+            );
+            recorder.mark_items(ids, false, &attempt, &reason);
+        }
+        CallError::Failed(message) => {
+            let text = String::from_utf8_lossy(&payload);
+            let retried = recorder.failed(def, &text, &attempt, &message);
+            recorder.mark_items(ids, retried, &attempt, &message);
+        }
     }
 }

@@ -64,7 +64,7 @@ local function take(q, max, now, consumer, track, claimed, alone)
       end
       if claimed then
         push_range(q.claimed, got, 1, #got)
-        redis.call('RPUSH', q.segments, l .. ':' .. #got)
+        redis.call('RPUSH', q.segments, segment_value(l, #got))
       end
     end
     suspect = count
@@ -105,10 +105,9 @@ local function acknowledge(q, done)
     if not segment then
       break
     end
-    local l, count = string.match(segment, '^(%d+):(%d+)$')
-    count = tonumber(count)
+    local l, count = segment_parse(segment)
     if count > left then
-      redis.call('LPUSH', q.segments, l .. ':' .. (count - left))
+      redis.call('LPUSH', q.segments, segment_value(l, count - left))
     end
     left = left - count
   end
@@ -125,8 +124,7 @@ local function hand_back(q, keep, expired)
   while len > keep do
     local l, count = NORMAL, len - keep
     if segment then
-      l, count = string.match(segment, '^(%d+):(%d+)$')
-      l, count = tonumber(l), tonumber(count)
+      l, count = segment_parse(segment)
     end
     local n = math.min(count, len - keep)
     local lane = q['lane_' .. LANE_NAMES[l]]
@@ -139,7 +137,7 @@ local function hand_back(q, keep, expired)
     end
     len = len - n
     if n < count then
-      redis.call('RPUSH', q.segments, l .. ':' .. (count - n))
+      redis.call('RPUSH', q.segments, segment_value(l, count - n))
       segment = nil
     elseif len > keep then
       segment = redis.call('RPOP', q.segments)

@@ -3,7 +3,8 @@
 //!
 //! The Lua scripts get every key they touch as a full name in `KEYS` (built here), and
 //! the field, counter and status names through a prelude generated from the constants
-//! below ([`lua_prelude`]), so that no script spells a name of its own.
+//! of `names.rs` ([`lua_prelude`], `prelude.rs`), so that no script spells a name of its
+//! own.
 //!
 //! All keys of one queue share the Redis Cluster hash tag `{queue}`:
 //!
@@ -35,219 +36,32 @@
 //! | `<ns>:queues` | set | the queues ever enqueued to or served |
 //! | `<ns>:workers` | hash | worker id → its heartbeat (JSON) |
 
-use std::fmt::Write as _;
+mod names;
+mod prelude;
 
-use crate::status::TaskStatus;
+pub(crate) use names::*;
+pub(crate) use prelude::lua_prelude;
+
 use crate::task::Priority;
 
-/// Declares a module of name constants and `ALL`, every one of them, for the Lua prelude.
-macro_rules! names {
-    ($(#[$doc:meta])* $module:ident { $($(#[$item:meta])* $name:ident = $value:literal,)* }) => {
-        $(#[$doc])*
-        pub(crate) mod $module {
-            $($(#[$item])* pub(crate) const $name: &str = $value;)*
+/// Milliseconds in a minute: the throughput hash counts per minute.
+pub(crate) const MINUTE_MS: u64 = 60_000;
 
-            /// Every name, for the Lua prelude.
-            pub(super) const ALL: &[&str] = &[$($name),*];
-        }
-    };
-}
+/// How long a queue's throughput hash outlives its last update, in seconds.
+pub(crate) const THROUGHPUT_TTL_SECS: u64 = 180;
 
-names! {
-    /// The fields of a status record (`<ns>:task:<id>`).
-    field {
-        /// The task's [`TaskStatus`](crate::TaskStatus), by [`status_name`](super::status_name).
-        STATUS = "status",
-        /// Its queue.
-        QUEUE = "queue",
-        /// Its wire name.
-        NAME = "name",
-        /// When it was enqueued (Unix ms).
-        CREATED_AT = "created_at",
-        /// Its lane, by [`Priority::lane_name`](crate::Priority::lane_name).
-        LANE = "lane",
-        /// Its place in its lane: the lane's `pushed` count just after it was pushed.
-        SEQ = "seq",
-        /// When its last attempt started (Unix ms).
-        STARTED_AT = "started_at",
-        /// The consumer that ran it last.
-        WORKER = "worker",
-        /// Attempts made.
-        ATTEMPTS = "attempts",
-        /// When it finished, or its last attempt failed (Unix ms).
-        FINISHED_AT = "finished_at",
-        /// What it returned, as JSON.
-        RESULT = "result",
-        /// Its last error.
-        ERROR = "error",
-        /// Present while a caller of `wait` waits for it.
-        WAITING = "waiting",
-    }
-}
+/// Wake-up tokens a queue's signal list keeps at most.
+pub(crate) const SIGNAL_MAX: usize = 64;
 
-names! {
-    /// The fields of a queue's statistics hash (`<ns>:{<queue>}:stats`).
-    stat {
-        /// Tasks (batch items) that succeeded.
-        PROCESSED = "processed",
-        /// Attempts that failed.
-        FAILED = "failed",
-        /// Failed attempts scheduled to run again.
-        RETRIED = "retried",
-        /// Tasks set aside as dead letters.
-        DEAD = "dead",
-        /// When a task last succeeded (Unix ms).
-        LAST_PROCESSED = "last_processed",
-    }
-}
+/// Latency samples a queue keeps at most.
+pub(crate) const LATENCY_MAX: usize = 1_000;
 
-/// The three lanes, highest first.
-pub(crate) const LANES: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
-
-/// The field of the counters hash that counts the tasks ever pushed onto `lane`.
-pub(crate) fn pushed_counter(lane: Priority) -> String {
-    format!("pushed:{}", lane.lane_name())
-}
-
-/// The field of the counters hash that numbers fencing tokens.
-pub(crate) const FENCE_COUNTER: &str = "fence";
-
-/// The field of the counters hash that sums the bytes of the dead letters.
-pub(crate) const DEAD_BYTES_COUNTER: &str = "dead_bytes";
-
-/// How a status is written in a record.
-pub(crate) fn status_name(status: TaskStatus) -> &'static str {
-    match status {
-        TaskStatus::Queued => "queued",
-        TaskStatus::Scheduled => "scheduled",
-        TaskStatus::Processing => "processing",
-        TaskStatus::Done => "done",
-        TaskStatus::Failed => "failed",
-        TaskStatus::Dead => "dead",
-    }
-}
-
-/// The status a record's text names.
-pub(crate) fn parse_status(name: &str) -> Option<TaskStatus> {
-    const ALL: [TaskStatus; 6] = [
-        TaskStatus::Queued,
-        TaskStatus::Scheduled,
-        TaskStatus::Processing,
-        TaskStatus::Done,
-        TaskStatus::Failed,
-        TaskStatus::Dead,
-    ];
-    ALL.into_iter().find(|s| status_name(*s) == name)
-}
-
-/// Where a task moved since its status record was written, as the queue's `state` hash
-/// holds it: written by the scripts that move tasks without their record's key (claims,
-/// promotion of due tasks, hand-back, requeue), read together with the record, and
-/// removed when the task's outcome is recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum State {
-    /// Back in a lane, at place `seq`: `pushed` of the lane minus `seq` tasks were pushed
-    /// behind it (0 or below for tasks handed back to the head).
-    Queued { lane: Priority, seq: i64 },
-    /// Taken by `consumer` at `started_at` (Unix ms).
-    Processing { started_at: u64, consumer: String },
-}
-
-impl State {
-    /// Reads a value of the `state` hash: `q:<lane>:<seq>` or `p:<started_at>:<consumer>`.
-    pub(crate) fn parse(value: &str) -> Option<State> {
-        let mut parts = value.splitn(3, ':');
-        let kind = parts.next()?;
-        let first = parts.next()?;
-        let rest = parts.next()?;
-        match kind {
-            "q" => Some(State::Queued {
-                lane: *LANES.get(first.parse::<usize>().ok()?.checked_sub(1)?)?,
-                seq: rest.parse().ok()?,
-            }),
-            "p" => Some(State::Processing {
-                started_at: first.parse().ok()?,
-                consumer: rest.to_owned(),
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// The Lua prelude of every script: the names above, as Lua tables `F` (record fields),
-/// `STAT` (statistics fields) and `S` (status names), and the lane names, so that scripts
-/// say `F.status`, never `'status'`.
-pub(crate) fn lua_prelude() -> String {
-    let mut lua = String::from("local F = {");
-    for name in field::ALL {
-        let _ = write!(lua, " {name} = '{name}',");
-    }
-    lua.push_str(" }\nlocal STAT = {");
-    for name in stat::ALL {
-        let _ = write!(lua, " {name} = '{name}',");
-    }
-    lua.push_str(" }\nlocal S = {");
-    for status in [
-        TaskStatus::Queued,
-        TaskStatus::Scheduled,
-        TaskStatus::Processing,
-        TaskStatus::Done,
-        TaskStatus::Failed,
-        TaskStatus::Dead,
-    ] {
-        let name = status_name(status);
-        let _ = write!(lua, " {name} = '{name}',");
-    }
-    lua.push_str(" }\n");
-    // Lanes by index in the order they are taken (LANES): names and pushed counters.
-    lua.push_str("local LANE_NAMES = {");
-    for lane in LANES {
-        let _ = write!(lua, " '{}',", lane.lane_name());
-    }
-    lua.push_str(" }\nlocal PUSHED = {");
-    for lane in LANES {
-        let _ = write!(lua, " '{}',", pushed_counter(lane));
-    }
-    let _ = writeln!(
-        lua,
-        " }}\nlocal NORMAL = {}\nlocal FENCE_COUNTER = '{FENCE_COUNTER}'\n\
-         local DEAD_BYTES = '{DEAD_BYTES_COUNTER}'",
-        lane_index(Priority::Normal)
-    );
-    // The queue's keys every queue script gets first, in `QueueKeys::script_keys` order.
-    lua.push_str("local QUEUE_KEYS = ");
-    let _ = writeln!(lua, "{}", SCRIPT_KEYS.len());
-    lua.push_str("local function queue_keys()\n  return {");
-    for (n, name) in SCRIPT_KEYS.iter().enumerate() {
-        let _ = write!(lua, " {name} = KEYS[{}],", n + 1);
-    }
-    lua.push_str(" }\nend\n");
-    let _ = writeln!(
-        lua,
-        "local MINUTE_MS = {MINUTE_MS}\nlocal THROUGHPUT_TTL = {THROUGHPUT_TTL_SECS}\n\
-         local SIGNAL_MAX = {SIGNAL_MAX}\nlocal LATENCY_MAX = {LATENCY_MAX}\n\
-         local DONE_TTL = {DONE_TTL_SECS}"
-    );
-    // The two forms of a `state` value, as `State::parse` reads them, and a fence's.
-    lua.push_str(
-        "local function state_queued(lane, seq) return 'q:' .. lane .. ':' .. seq end\n\
-         local function state_processing(now, consumer) return 'p:' .. now .. ':' .. consumer end\n\
-         local function fence_value(token, seq) return token .. ':' .. seq end\n\
-         local function fence_parse(value)\n  \
-           local token, seq = string.match(value or '', '^(%d+):(%d+)$')\n  \
-           return tonumber(token), tonumber(seq)\nend\n",
-    );
-    lua
-}
-
-/// A lane's place in [`LANES`], from 1 as Lua counts: how scripts name lanes.
-pub(crate) fn lane_index(lane: Priority) -> usize {
-    LANES.iter().position(|l| *l == lane).map_or(2, |i| i + 1)
-}
+/// How long the wake-up of a finished task's waiters is kept, in seconds.
+pub(crate) const DONE_TTL_SECS: u64 = 60;
 
 /// The names under which queue scripts find the keys [`QueueKeys::script_keys`] gives
 /// them, in that order.
-const SCRIPT_KEYS: [&str; 16] = [
+pub(super) const SCRIPT_KEYS: [&str; 16] = [
     "lane_high",
     "lane_normal",
     "lane_low",
@@ -265,27 +79,6 @@ const SCRIPT_KEYS: [&str; 16] = [
     "claimed",
     "segments",
 ];
-
-/// A consumer's fence as the `fences` hash holds it: `<token>:<settle sequence>`.
-pub(crate) fn parse_fence(value: &str) -> Option<(u64, u64)> {
-    let (token, seq) = value.split_once(':')?;
-    Some((token.parse().ok()?, seq.parse().ok()?))
-}
-
-/// Milliseconds in a minute: the throughput hash counts per minute.
-pub(crate) const MINUTE_MS: u64 = 60_000;
-
-/// How long a queue's throughput hash outlives its last update, in seconds.
-pub(crate) const THROUGHPUT_TTL_SECS: u64 = 180;
-
-/// Wake-up tokens a queue's signal list keeps at most.
-pub(crate) const SIGNAL_MAX: usize = 64;
-
-/// Latency samples a queue keeps at most.
-pub(crate) const LATENCY_MAX: usize = 1_000;
-
-/// How long the wake-up of a finished task's waiters is kept, in seconds.
-pub(crate) const DONE_TTL_SECS: u64 = 60;
 
 /// The keys of one queue in one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,14 +240,10 @@ impl NamespaceKeys {
     }
 }
 
-/// The minute a Unix time in milliseconds falls in: the throughput hash's field.
-pub(crate) fn minute(ms: u64) -> u64 {
-    ms / MINUTE_MS
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::TaskStatus;
 
     #[test]
     fn keys_share_the_queue_hash_tag() {

@@ -1,0 +1,79 @@
+//! The Lua prelude of every script, generated from the names and bounds of the schema.
+
+use std::fmt::Write as _;
+
+use super::names::{field, lane_index, pushed_counter, stat, status_name, LANES};
+use super::names::{DEAD_BYTES_COUNTER, FENCE_COUNTER};
+use super::{DONE_TTL_SECS, LATENCY_MAX, MINUTE_MS, SCRIPT_KEYS, SIGNAL_MAX, THROUGHPUT_TTL_SECS};
+use crate::status::TaskStatus;
+use crate::task::Priority;
+
+/// The Lua prelude of every script: the names above, as Lua tables `F` (record fields),
+/// `STAT` (statistics fields) and `S` (status names), and the lane names, so that scripts
+/// say `F.status`, never `'status'`.
+pub(crate) fn lua_prelude() -> String {
+    let mut lua = String::from("local F = {");
+    for name in field::ALL {
+        let _ = write!(lua, " {name} = '{name}',");
+    }
+    lua.push_str(" }\nlocal STAT = {");
+    for name in stat::ALL {
+        let _ = write!(lua, " {name} = '{name}',");
+    }
+    lua.push_str(" }\nlocal S = {");
+    for status in [
+        TaskStatus::Queued,
+        TaskStatus::Scheduled,
+        TaskStatus::Processing,
+        TaskStatus::Done,
+        TaskStatus::Failed,
+        TaskStatus::Dead,
+    ] {
+        let name = status_name(status);
+        let _ = write!(lua, " {name} = '{name}',");
+    }
+    lua.push_str(" }\n");
+    // Lanes by index in the order they are taken (LANES): names and pushed counters.
+    lua.push_str("local LANE_NAMES = {");
+    for lane in LANES {
+        let _ = write!(lua, " '{}',", lane.lane_name());
+    }
+    lua.push_str(" }\nlocal PUSHED = {");
+    for lane in LANES {
+        let _ = write!(lua, " '{}',", pushed_counter(lane));
+    }
+    let _ = writeln!(
+        lua,
+        " }}\nlocal NORMAL = {}\nlocal FENCE_COUNTER = '{FENCE_COUNTER}'\n\
+         local DEAD_BYTES = '{DEAD_BYTES_COUNTER}'",
+        lane_index(Priority::Normal)
+    );
+    // The queue's keys every queue script gets first, in `QueueKeys::script_keys` order.
+    lua.push_str("local QUEUE_KEYS = ");
+    let _ = writeln!(lua, "{}", SCRIPT_KEYS.len());
+    lua.push_str("local function queue_keys()\n  return {");
+    for (n, name) in SCRIPT_KEYS.iter().enumerate() {
+        let _ = write!(lua, " {name} = KEYS[{}],", n + 1);
+    }
+    lua.push_str(" }\nend\n");
+    let _ = writeln!(
+        lua,
+        "local MINUTE_MS = {MINUTE_MS}\nlocal THROUGHPUT_TTL = {THROUGHPUT_TTL_SECS}\n\
+         local SIGNAL_MAX = {SIGNAL_MAX}\nlocal LATENCY_MAX = {LATENCY_MAX}\n\
+         local DONE_TTL = {DONE_TTL_SECS}"
+    );
+    // The two forms of a `state` value, as `State::parse` reads them, and a fence's.
+    lua.push_str(
+        "local function state_queued(lane, seq) return 'q:' .. lane .. ':' .. seq end\n\
+         local function state_processing(now, consumer) return 'p:' .. now .. ':' .. consumer end\n\
+         local function fence_value(token, seq) return token .. ':' .. seq end\n\
+         local function segment_value(lane, count) return lane .. ':' .. count end\n\
+         local function segment_parse(value)\n  \
+           local lane, count = string.match(value, '^(%d+):(%d+)$')\n  \
+           return tonumber(lane), tonumber(count)\nend\n\
+         local function fence_parse(value)\n  \
+           local token, seq = string.match(value or '', '^(%d+):(%d+)$')\n  \
+           return tonumber(token), tonumber(seq)\nend\n",
+    );
+    lua
+}
