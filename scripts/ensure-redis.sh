@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
 # Makes sure a Redis server answers at REDIS_URL (default redis://127.0.0.1:6379).
-# If nothing answers on a loopback address, starts redis-server there, installing
-# Debian's redis-server package first when it is missing and we are root.
+# If nothing answers on a loopback address, starts redis-server there. Installs Debian's
+# redis-server package when it is missing (the tests also start private servers) and
+# faketime (tests of the server's clock run one under it), when we are root.
 set -euo pipefail
+
+install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ensure-redis: $1 is not installed; install Debian's $1 package (needs root)" >&2
+    return 1
+  fi
+  echo "ensure-redis: installing $1" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq "$1" >/dev/null
+}
+
+command -v redis-server >/dev/null 2>&1 || install redis-server
+command -v faketime >/dev/null 2>&1 || install faketime || true
 
 url="${REDIS_URL:-redis://127.0.0.1:6379}"
 hostport="${url#redis://}"
@@ -28,17 +43,6 @@ case "$host" in
   127.*|localhost|::1) ;;
   *) echo "ensure-redis: nothing answers at $host:$port, and it is not a loopback address I may start" >&2; exit 1 ;;
 esac
-
-if ! command -v redis-server >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "ensure-redis: redis-server is not installed; install Debian's redis-server package (needs root)" >&2
-    exit 1
-  fi
-  echo "ensure-redis: installing redis-server" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq redis-server >/dev/null
-fi
 
 echo "ensure-redis: starting redis-server on $host:$port" >&2
 dir="$(mktemp -d /tmp/redisq-redis.XXXXXX)"

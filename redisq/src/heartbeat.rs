@@ -67,6 +67,11 @@ impl Heartbeat {
                 }
             }
             self.free_unstarted();
+            for queue in &self.queues {
+                if let Err(err) = self.backend.trim_dead(queue) {
+                    log::warn!("applying the dead-letter bounds of `{queue}`: {err}");
+                }
+            }
             if beat % per_round == 0 {
                 self.round();
             }
@@ -137,16 +142,10 @@ impl Heartbeat {
     }
 
     /// Once a round: recovers expired leases on every known queue (also those no live
-    /// worker serves), applies the dead-letter bounds of this worker's queues, and prunes
-    /// workers long silent from the registry.
+    /// worker serves) and prunes workers long silent from the registry.
     fn round(&self) {
         if let Err(err) = self.backend.recover_all() {
             log::warn!("recovering expired leases: {err}");
-        }
-        for queue in &self.queues {
-            if let Err(err) = self.backend.trim_dead(queue) {
-                log::warn!("applying the dead-letter bounds of `{queue}`: {err}");
-            }
         }
         if let Err(err) = self.backend.prune_workers() {
             log::warn!("pruning the worker registry: {err}");

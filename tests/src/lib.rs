@@ -23,11 +23,11 @@ pub mod crash {
         format!("{ns}:effects:runs")
     }
 
-    /// Records one run of task `n` atomically (`SADD` and `INCR` in one `MULTI`), after a
-    /// millisecond of pretend work, so that a kill lands mid-processing.
-    #[fifo(queue = "crash", name = "crash.record")]
-    pub fn record(ns: String, n: u64) -> Result<(), String> {
-        std::thread::sleep(std::time::Duration::from_millis(1));
+    /// Runs `f` on this thread's connection to the shared Redis server (made on first use,
+    /// dropped after an error).
+    fn with_con<T>(
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, String> {
         CON.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -38,7 +38,20 @@ pub mod crash {
             let Some(con) = slot.as_mut() else {
                 return Err("no connection".to_owned());
             };
-            let result: redis::RedisResult<()> = redis::pipe()
+            f(con).map_err(|e| {
+                *slot = None;
+                e.to_string()
+            })
+        })
+    }
+
+    /// Records one run of task `n` atomically (`SADD` and `INCR` in one `MULTI`), after a
+    /// millisecond of pretend work, so that a kill lands mid-processing.
+    #[fifo(queue = "crash", name = "crash.record")]
+    pub fn record(ns: String, n: u64) -> Result<(), String> {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        with_con(|con| {
+            redis::pipe()
                 .atomic()
                 .cmd("SADD")
                 .arg(done_key(&ns))
@@ -47,11 +60,96 @@ pub mod crash {
                 .cmd("INCR")
                 .arg(runs_key(&ns))
                 .ignore()
-                .query(con);
-            result.map_err(|e| {
-                *slot = None;
-                e.to_string()
-            })
+                .query(con)
         })
+    }
+
+    /// The list of tags in the order their `mark` tasks ran, for namespace `ns`.
+    pub fn order_key(ns: &str) -> String {
+        format!("{ns}:effects:order")
+    }
+
+    /// The key whose existence lets `hold` tasks return, for namespace `ns`.
+    pub fn release_key(ns: &str) -> String {
+        format!("{ns}:effects:release")
+    }
+
+    /// Appends `tag` to the order list; with `hold`, first waits (up to a minute) for the
+    /// release key.
+    #[fifo(queue = "procs", name = "crash.mark")]
+    pub fn mark(ns: String, tag: String, hold: bool) -> Result<(), String> {
+        with_con(|con| {
+            redis::cmd("RPUSH")
+                .arg(order_key(&ns))
+                .arg(format!("start:{tag}"))
+                .query::<()>(con)
+        })?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while hold && std::time::Instant::now() < deadline {
+            if with_con(|con| {
+                redis::cmd("EXISTS")
+                    .arg(release_key(&ns))
+                    .query::<bool>(con)
+            })? {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        with_con(|con| {
+            redis::cmd("RPUSH")
+                .arg(order_key(&ns))
+                .arg(format!("done:{tag}"))
+                .query::<()>(con)
+        })
+    }
+
+    /// A batch of tags: records the start of each, waits (up to a minute) for the release
+    /// key, then records each done.
+    #[fifo(queue = "procs-batch", name = "crash.hold_batch", batch = 10)]
+    pub fn hold_batch(items: Vec<(String, String)>) -> Result<(), String> {
+        let Some(ns) = items.first().map(|(ns, _)| ns.clone()) else {
+            return Ok(());
+        };
+        for (_, tag) in &items {
+            with_con(|con| {
+                redis::cmd("RPUSH")
+                    .arg(order_key(&ns))
+                    .arg(format!("start:{tag}"))
+                    .query::<()>(con)
+            })?;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if with_con(|con| {
+                redis::cmd("EXISTS")
+                    .arg(release_key(&ns))
+                    .query::<bool>(con)
+            })? {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for (_, tag) in &items {
+            with_con(|con| {
+                redis::cmd("RPUSH")
+                    .arg(order_key(&ns))
+                    .arg(format!("done:{tag}"))
+                    .query::<()>(con)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Counts its run, then kills its process (a poison pill: a task that aborts, runs out
+    /// of memory or overflows its stack).
+    #[fifo(queue = "procs", name = "crash.abort")]
+    pub fn abort(ns: String) -> Result<(), String> {
+        with_con(|con| {
+            redis::cmd("RPUSH")
+                .arg(order_key(&ns))
+                .arg("start:abort")
+                .query::<()>(con)
+        })?;
+        std::process::abort();
     }
 }

@@ -427,13 +427,17 @@ fn workers_silent_for_ten_leases_are_pruned() {
     assert_eq!(listed.len(), 1, "a stale entry is not listed");
     assert_eq!(listed[0].id, workers.id());
     assert!(listed[0].alive);
-    wait_until(WAIT, "the live worker's heartbeat to prune the stale entry", || {
-        !redis::cmd("HEXISTS")
-            .arg(format!("{}:workers", ns.name))
-            .arg("ghost")
-            .query::<bool>(&mut raw())
-            .unwrap()
-    });
+    wait_until(
+        WAIT,
+        "the live worker's heartbeat to prune the stale entry",
+        || {
+            !redis::cmd("HEXISTS")
+                .arg(format!("{}:workers", ns.name))
+                .arg("ghost")
+                .query::<bool>(&mut raw())
+                .unwrap()
+        },
+    );
     workers.shutdown();
     assert!(
         ns.backend.workers().unwrap().is_empty(),

@@ -184,7 +184,7 @@ impl RedisQueueBackend {
     }
 
     /// Sets the age past which dead letters are dropped (when a new one comes, and by
-    /// running workers every minute or so). Default 180 days; zero means no age bound.
+    /// at every heartbeat of a worker serving the queue). Default 180 days; zero means no age bound.
     #[must_use]
     pub fn with_dead_letter_max_age(mut self, max_age: Duration) -> Self {
         self.config_mut().dead_max_age = max_age;
