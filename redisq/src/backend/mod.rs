@@ -109,10 +109,9 @@ impl RedisQueueBackend {
     }
 
     fn from_info(info: redis::ConnectionInfo) -> Result<Self> {
-        let client = redis::Client::open(info)
-            .map_err(|e| Error::Config(format!("invalid redis connection settings: {e}")))?;
         let config = Config::default();
-        let pool = Pool::new(client, config.timeout, config.timeout, config::POOL_IDLE);
+        let pool = Pool::new(info, config.timeout, config::POOL_IDLE)
+            .map_err(|e| Error::Config(format!("invalid redis connection settings: {e}")))?;
         Ok(RedisQueueBackend {
             config: Arc::new(config),
             pool: Arc::new(pool),
@@ -120,10 +119,11 @@ impl RedisQueueBackend {
         })
     }
 
-    /// Checks that Redis answers.
+    /// Checks that Redis answers, within the timeout (`with_timeout`), the connect included.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when it does not answer in time.
+    /// [`Error::Unavailable`] when it does not answer in time; [`Error::Auth`] when it
+    /// refuses the credentials, or `PING` to this user.
     pub fn ping(&self) -> Result<()> {
         let mut con = self.connection()?;
         con.run(|c| redis::cmd("PING").query::<()>(c))?;
