@@ -145,7 +145,7 @@ impl From<redis::RedisError> for Error {
 
 /// What [`Error::Auth`] says: what Redis refused, and what to check.
 fn auth_message(err: &redis::RedisError) -> String {
-    if has_code(err, "NOAUTH") {
+    if is_unauthenticated(err) {
         format!(
             "redis requires a password and none was given: {err} (set it in the redis url, \
              `redis://:<password>@host`, or in REDIS_PASSWORD)"
@@ -164,9 +164,18 @@ fn auth_message(err: &redis::RedisError) -> String {
 /// user: the errors that are [`Error::Auth`].
 pub(crate) fn is_auth_error(err: &redis::RedisError) -> bool {
     err.kind() == redis::ErrorKind::AuthenticationFailed
-        || has_code(err, "NOAUTH")
+        || is_unauthenticated(err)
         || has_code(err, "WRONGPASS")
         || is_permission_error(err)
+}
+
+/// Whether Redis wants a password that was not given: `NOAUTH`, or the protocol error
+/// it answers (closing the connection) to a long command from an unauthenticated client.
+fn is_unauthenticated(err: &redis::RedisError) -> bool {
+    has_code(err, "NOAUTH")
+        || server_errors(err).iter().any(|(code, detail)| {
+            code == "ERR" && detail.starts_with("Protocol error: unauthenticated")
+        })
 }
 
 /// Whether Redis refused a command to this user: `NOPERM`, or (Redis 7.0) a script whose
@@ -295,6 +304,10 @@ mod tests {
         assert!(server_error("NOAUTH")
             .to_string()
             .starts_with("redis requires a password and none was given"));
+        // What Redis answers to a long command (a script call) before authentication.
+        let long = server_error_with("ERR", "Protocol error: unauthenticated multibulk length");
+        assert!(matches!(long, Error::Auth(_)), "{long:?}");
+        assert!(long.to_string().starts_with("redis requires a password"));
         assert!(server_error("NOPERM")
             .to_string()
             .starts_with("redis refused a command to this user (acl)"));

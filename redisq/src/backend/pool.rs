@@ -25,7 +25,7 @@ use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::error::is_connection_error;
+use crate::error::{is_auth_error, is_connection_error};
 
 /// Idle connections, bounded by `max_idle`.
 pub(crate) struct Pool {
@@ -179,7 +179,8 @@ impl Pooled<'_> {
     /// Runs `f` on the connection, each request answered by its deadline (the first
     /// command's counts from the moment the connection was taken, the connect included;
     /// each later one's from its start), marking the connection broken when it fails at
-    /// the connection level.
+    /// the connection level or on authentication (Redis closes the connection of an
+    /// unauthenticated client that sends a long command).
     pub(crate) fn run<T>(
         &mut self,
         f: impl FnOnce(&mut Bounded<'_>) -> redis::RedisResult<T>,
@@ -196,7 +197,7 @@ impl Pooled<'_> {
             .unwrap_or_else(|| Instant::now() + self.pool.timeout);
         let result = f(&mut Bounded::new(con, self.pool, deadline));
         if let Err(err) = &result {
-            if is_connection_error(err) {
+            if is_connection_error(err) || is_auth_error(err) {
                 self.broken = true;
             }
         }
