@@ -5,8 +5,8 @@
 //! protocol on their dedicated connections; `report` is what they send and `settle` its
 //! script's layout), `lease` (renewal and recovery), `dead`
 //! (dead-letter administration), `registry` (the worker registry's writes), `inspect`
-//! (every read: records, positions, statistics, health) and `scripts` (the Lua, in
-//! `lua/`). Keys and field names come from [`crate::schema`].
+//! (every read: records, positions, statistics, health), `server` (the server's settings
+//! and what they mean for the tasks) and `scripts` (the Lua, in `lua/`). Keys and field names come from [`crate::schema`].
 
 mod claim;
 mod config;
@@ -19,6 +19,7 @@ mod records;
 mod registry;
 mod report;
 mod scripts;
+mod server;
 mod settle;
 
 use std::collections::HashSet;
