@@ -280,7 +280,11 @@ impl std::fmt::Display for Durability {
             f,
             "a worker crash: {}; a redis restart: {}; a failover: {}",
             self.worker_crash, self.redis_restart, self.failover
-        )
+        )?;
+        if self.failover == Survival::NotGuaranteed {
+            f.write_str(" (replication is asynchronous and redisq does not WAIT)")?;
+        }
+        Ok(())
     }
 }
 
