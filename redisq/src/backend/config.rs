@@ -122,8 +122,8 @@ impl RedisQueueBackend {
     /// Sets the bound on each call to Redis: connecting (when the call needs a new
     /// connection) and its command together must be done within it, and each further
     /// command of the same call gets it again. Past it a call fails with
-    /// [`Error::Unavailable`](crate::Error::Unavailable), "redis at <address> did not
-    /// answer within <timeout>". Default 5 s; at least 1 ms (a shorter one is raised to
+    /// [`Error::Unavailable`](crate::Error::Unavailable): `redis at <address> did not
+    /// answer within <timeout>`. Default 5 s; at least 1 ms (a shorter one is raised to
     /// it, with a warning). A worker's blocking wait is given the block timeout on top.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {

@@ -17,7 +17,7 @@
 //! here, under the deadline.
 //!
 //! A call that runs out of time fails with an I/O error of kind `TimedOut` saying so:
-//! "redis at <address> did not answer within <timeout>" (an [`Error::Unavailable`]).
+//! `redis at <address> did not answer within <timeout>` (an [`Error::Unavailable`]).
 //!
 //! [`Error::Unavailable`]: crate::Error::Unavailable
 
