@@ -139,8 +139,47 @@ fn a_worker_starts_at_once_on_a_silent_redis() {
     let (worker, took) = timed(|| redisq::Worker::builder(backend).queues(["conn"]).start());
     let worker = worker.expect("an unreachable redis does not stop a worker's start");
     // At most one probe, bounded by the timeout.
+    eprintln!("a worker started on a silent redis in {took:?} (timeout 1s)");
     assert!(took < Duration::from_millis(1500), "start took {took:?}");
     worker.shutdown();
+}
+
+#[test]
+fn a_worker_started_while_redis_is_down_registers_its_queues_once_it_is_back() {
+    let mut server = RedisServer::start();
+    let backend = backend_at(&server.url()).with_lease(Duration::from_millis(300));
+    server.kill();
+    let (worker, took) = timed(|| {
+        redisq::Worker::builder(backend.clone())
+            .queues(["conn-late"])
+            .start()
+    });
+    let worker = worker.expect("a refused connection does not stop a worker's start");
+    eprintln!("a worker started on a refused port in {took:?}");
+    assert!(took < Duration::from_secs(1), "start took {took:?}");
+    server.restart();
+    // Its heartbeat registers the queue.
+    redisq_test_support::wait_until(Duration::from_secs(20), "the queue registered", || {
+        backend
+            .queues()
+            .is_ok_and(|queues| queues.contains(&"conn-late".to_owned()))
+    });
+    worker.shutdown();
+}
+
+#[test]
+fn the_database_of_the_url_is_selected() {
+    let server = RedisServer::start();
+    let backend = backend_at(&format!("{}/3", server.url()));
+    conn_noop::enqueue(&backend, 1).unwrap();
+    assert_eq!(backend.pending("conn").unwrap(), 1);
+    let lane = format!("{}:{{conn}}:pending", backend.namespace());
+    let mut db0 = server.connection();
+    let in_db0: usize = redis::cmd("LLEN").arg(&lane).query(&mut db0).unwrap();
+    assert_eq!(in_db0, 0);
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut db0).unwrap();
+    let in_db3: usize = redis::cmd("LLEN").arg(&lane).query(&mut db0).unwrap();
+    assert_eq!(in_db3, 1);
 }
 
 /// How many times `conn_counted` ran, in this process.

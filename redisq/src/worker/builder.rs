@@ -227,7 +227,7 @@ fn probe(id: &str, backend: &RedisQueueBackend, queues: &[String]) -> Result<()>
                 report.settings.describe()
             );
             log::info!(
-                "worker {id}: an acknowledged enqueue survives {}",
+                "worker {id}: what an acknowledged enqueue survives, by these settings: {}",
                 report.settings.durability(backend.delivery())
             );
             for warning in report.settings.warnings(report.used_memory) {
