@@ -421,6 +421,95 @@ async fn jobs_survive_a_worker_killed_mid_job() {
     server.stop().await;
 }
 
+/// A private server with a 4 MiB `maxmemory` and `noeviction`, filled until it refuses a
+/// tiny write, and the connection that filled it (client buffers count as used memory:
+/// keep it open, and fill with small values last).
+fn full_redis() -> (RedisServer, redis::Connection) {
+    let server = RedisServer::builder()
+        .maxmemory(4 << 20)
+        .config("maxmemory-policy", "noeviction")
+        .start();
+    let mut con = server.connection();
+    for size in [64 << 10, 1 << 10, 8] {
+        let value = vec![b'x'; size];
+        for i in 0.. {
+            let set: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(format!("fill:{size}:{i}"))
+                .arg(&value)
+                .query(&mut con);
+            if let Err(err) = set {
+                assert_eq!(err.code(), Some("OOM"), "{err}");
+                break;
+            }
+            assert!(i < 100_000, "4 MiB should be full by now");
+        }
+    }
+    (server, con)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_out_of_memory_is_503_with_retry_after() {
+    let env = Env::new();
+    let (redis, filler) = spawn_blocking(full_redis).await.expect("fill");
+    let mut config = env.config(0);
+    config.redis_url = Some(redis.url());
+    let server = start(config).await;
+    let response = env
+        .http
+        .post(server.url("/jobs"))
+        .json(&json!({"name": "a", "value": 1, "message": "m"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: Value = response.json().await.expect("JSON");
+    let message = body["error"].as_str().expect("an error");
+    assert!(
+        message.starts_with("queue full, nothing was queued: redis is out of memory"),
+        "{body}"
+    );
+    // Reads still work.
+    let (status, body) = env.get(&server, "/queue/stats").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["queue_length"], 0);
+    server.stop().await;
+    drop(filler);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_500_and_stop_the_workers_start() {
+    let env = Env::new();
+    let redis = RedisServer::builder().requirepass("s3cret").start();
+    let mut config = env.config(0);
+    config.redis_url = Some(redis.url_as(None, "typo"));
+    let server = start(config.clone()).await;
+    let (status, body) = env
+        .post(&server, &json!({"name": "a", "value": 1, "message": "m"}))
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let message = body["error"].as_str().expect("an error");
+    assert!(
+        message.starts_with("queue misconfigured: redis refused the credentials"),
+        "{body}"
+    );
+    server.stop().await;
+
+    // With embedded workers, the server does not start.
+    config.embedded_workers = 1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let served = jobs::serve(config, listener, std::future::pending()).await;
+    assert!(served.is_err(), "{served:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_503_while_redis_is_down_and_recovers_by_itself() {
     let env = Env::new();

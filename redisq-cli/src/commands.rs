@@ -5,7 +5,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::thread;
 use std::time::Duration;
 
-use redisq::{Percentiles, Stats, TaskId, TaskStatus};
+use redisq::{Health, Percentiles, Stats, TaskId, TaskStatus};
 use serde::Serialize;
 
 use crate::format::{self, Align, Table};
@@ -337,32 +337,13 @@ pub(crate) fn recover(ctx: &Ctx, queue: Option<&str>) -> Result<(), Failure> {
     out(&text)
 }
 
-/// `redisq health`: fails (exit 1) when Redis does not answer.
+/// `redisq health`: fails (exit 1) when Redis does not answer or refuses the credentials.
 pub(crate) fn health(ctx: &Ctx, as_json: bool) -> Result<(), Failure> {
     let health = ctx.backend.health()?;
     let text = if as_json {
         json(&health, true)?
     } else {
-        let mut rows = vec![
-            ("redis", ctx.url.clone()),
-            (
-                "reachable",
-                if health.reachable { "yes" } else { "no" }.to_owned(),
-            ),
-        ];
-        if health.reachable {
-            rows.push((
-                "latency",
-                format!("{} ms", format::figure(health.latency_ms)),
-            ));
-        }
-        if let Some(version) = &health.version {
-            rows.push(("version", version.clone()));
-        }
-        if let Some(bytes) = health.used_memory {
-            rows.push(("memory", format::bytes(bytes)));
-        }
-        format::fields(&rows)
+        render_health(ctx, &health)
     };
     out(&text)?;
     if health.reachable {
@@ -374,4 +355,87 @@ pub(crate) fn health(ctx: &Ctx, as_json: bool) -> Result<(), Failure> {
                 .unwrap_or_else(|| "no answer to PING".to_owned()),
         ))
     }
+}
+
+/// The health report as labelled lines: the server, then (when it answered) its settings,
+/// what an acknowledged enqueue survives, and warnings.
+fn render_health(ctx: &Ctx, health: &Health) -> String {
+    let mut rows = vec![
+        ("redis", ctx.url.clone()),
+        (
+            "reachable",
+            if health.reachable { "yes" } else { "no" }.to_owned(),
+        ),
+    ];
+    if health.reachable {
+        rows.push((
+            "latency",
+            format!("{} ms", format::figure(health.latency_ms)),
+        ));
+    }
+    if let Some(version) = &health.version {
+        rows.push(("version", version.clone()));
+    }
+    if let Some(bytes) = health.used_memory {
+        rows.push(("memory", format::bytes(bytes)));
+    }
+    let mut text = format::fields(&rows);
+    if !health.reachable {
+        return text;
+    }
+    let s = &health.settings;
+    let known = |v: Option<String>| v.unwrap_or_else(|| "unknown (CONFIG GET refused)".to_owned());
+    let settings = [
+        (
+            "maxmemory",
+            known(s.maxmemory.map(|m| match m {
+                0 => "0 (no limit)".to_owned(),
+                m => format::bytes(m),
+            })),
+        ),
+        ("maxmemory-policy", known(s.maxmemory_policy.clone())),
+        (
+            "appendonly",
+            known(
+                s.appendonly
+                    .map(|a| if a { "yes" } else { "no" }.to_owned()),
+            ),
+        ),
+        ("appendfsync", known(s.appendfsync.clone())),
+        (
+            "save",
+            known(
+                s.save
+                    .clone()
+                    .map(|v| if v.is_empty() { "(none)".to_owned() } else { v }),
+            ),
+        ),
+        (
+            "role",
+            match (&s.role, s.connected_replicas) {
+                (Some(role), Some(n)) => format!("{role}, {n} replica(s) connected"),
+                (Some(role), None) => role.clone(),
+                _ => "unknown".to_owned(),
+            },
+        ),
+    ];
+    text.push('\n');
+    text.push_str(&format::fields(&settings));
+    let d = &health.durability;
+    text.push_str("\nan acknowledged enqueue survives:\n");
+    text.push_str(&format::fields(&[
+        ("  a worker crash", d.worker_crash.to_string()),
+        ("  a redis restart", d.redis_restart.to_string()),
+        (
+            "  a failover",
+            format!(
+                "{} (replication is asynchronous and redisq does not WAIT)",
+                d.failover
+            ),
+        ),
+    ]));
+    for warning in &health.warnings {
+        text.push_str(&format!("\nwarning: {warning}\n"));
+    }
+    text
 }

@@ -88,7 +88,9 @@ enum Command {
         /// Only this queue [default: every known queue]
         queue: Option<String>,
     },
-    /// Whether Redis answers: latency, version, memory
+    /// Whether Redis answers: latency, version, memory, the settings that decide what
+    /// becomes of the tasks (eviction, persistence, replicas), what an acknowledged
+    /// enqueue survives, and warnings
     Health {
         /// Print the report as JSON
         #[arg(long)]

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use redisq::{fifo, RedisQueueBackend, TaskId, Worker};
-use redisq_test_support::{raw, redis_url, wait_until, Namespace};
+use redisq_test_support::{raw, redis_url, wait_until, Namespace, RedisServer};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -304,6 +304,84 @@ fn health_reports_a_reachable_server() {
     let report = json(&ns.redisq(&["health", "--json"]));
     assert_eq!(report["reachable"], true, "{report:#}");
     assert!(report["version"].is_string(), "{report:#}");
+}
+
+#[test]
+fn health_prints_the_settings_what_an_enqueue_survives_and_warnings() {
+    let server = RedisServer::builder()
+        .aof()
+        .maxmemory(64 << 20)
+        .config("maxmemory-policy", "allkeys-lru")
+        .start();
+    let output = redisq(&["--url", &server.url(), "health"]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    let line = |label: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{label}:")))
+            .map(|l| l.split_once(':').map_or("", |(_, v)| v.trim()).to_owned())
+    };
+    assert_eq!(line("maxmemory").as_deref(), Some("64.0 MiB"), "{text}");
+    assert_eq!(
+        line("maxmemory-policy").as_deref(),
+        Some("allkeys-lru"),
+        "{text}"
+    );
+    assert_eq!(line("appendonly").as_deref(), Some("yes"), "{text}");
+    assert_eq!(line("appendfsync").as_deref(), Some("always"), "{text}");
+    assert_eq!(
+        line("role").as_deref(),
+        Some("master, 0 replica(s) connected"),
+        "{text}"
+    );
+    assert!(text.contains("an acknowledged enqueue survives"), "{text}");
+    assert_eq!(
+        line("a worker crash").as_deref(),
+        Some("survives"),
+        "{text}"
+    );
+    assert_eq!(
+        line("a redis restart").as_deref(),
+        Some("survives"),
+        "{text}"
+    );
+    assert!(
+        line("a failover").is_some_and(|v| v.starts_with("not guaranteed")),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: maxmemory-policy is allkeys-lru: at maxmemory"),
+        "{text}"
+    );
+
+    let report = json(&redisq(&["--url", &server.url(), "health", "--json"]));
+    assert_eq!(
+        report["durability"]["redis_restart"], "survives",
+        "{report:#}"
+    );
+    assert_eq!(report["settings"]["maxmemory_policy"], "allkeys-lru");
+    assert_eq!(report["warnings"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn refused_credentials_are_a_clear_error() {
+    let server = RedisServer::builder().requirepass("s3cret").start();
+    for url in [
+        server.url_as(None, "typo"),
+        format!("redis://127.0.0.1:{}", server.port()),
+    ] {
+        for args in [&["health"][..], &["info"]] {
+            let output = redisq(&[&["--url", url.as_str()][..], args].concat());
+            assert_exit(&output, 1);
+            let err = stderr(&output);
+            assert!(
+                err.starts_with("error: redis refused the credentials")
+                    || err.starts_with("error: redis requires a password"),
+                "{args:?}: {err}"
+            );
+            assert!(!err.contains("unavailable"), "{err}");
+        }
+    }
 }
 
 #[test]

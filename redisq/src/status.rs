@@ -198,7 +198,8 @@ pub struct ProcessorStats {
     pub workers: Vec<WorkerInfo>,
 }
 
-/// Whether Redis answers, and how.
+/// Whether Redis answers, and how: from
+/// [`RedisQueueBackend::health`](crate::RedisQueueBackend::health).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Health {
@@ -212,6 +213,124 @@ pub struct Health {
     pub used_memory: Option<u64>,
     /// The error, when unreachable.
     pub error: Option<String>,
+    /// The server's settings that decide what happens to the tasks it holds.
+    #[serde(default)]
+    pub settings: RedisSettings,
+    /// What an acknowledged enqueue survives, by those settings.
+    #[serde(default)]
+    pub durability: Durability,
+    /// What in those settings can lose or refuse tasks (an evicting `maxmemory-policy`, no
+    /// persistence, memory near its limit, a replica), one sentence each; empty when
+    /// nothing does or when unreachable.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The Redis settings that decide what becomes of the tasks it holds, read with
+/// `CONFIG GET` and `INFO replication`. `None` is unknown: not read yet, or refused (an
+/// ACL user may not run `CONFIG`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RedisSettings {
+    /// `maxmemory`, in bytes: past it writes fail or keys are evicted; 0 is no limit.
+    pub maxmemory: Option<u64>,
+    /// `maxmemory-policy`: `noeviction` (writes fail with `OOM` at the limit) or a policy
+    /// that evicts keys.
+    pub maxmemory_policy: Option<String>,
+    /// `appendonly`: whether every write goes to the append-only file.
+    pub appendonly: Option<bool>,
+    /// `appendfsync`: when the append-only file is flushed to disk (`always`, `everysec`,
+    /// `no`).
+    pub appendfsync: Option<String>,
+    /// `save`: the RDB snapshot schedule (`<seconds> <changes>` pairs); empty when none.
+    pub save: Option<String>,
+    /// `role` (`INFO replication`): `master`, or `slave` for a replica.
+    pub role: Option<String>,
+    /// Replicas connected to this server (`connected_slaves`).
+    pub connected_replicas: Option<u64>,
+}
+
+/// What an enqueue that returned `Ok` survives, by the server's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Durability {
+    /// A worker process dying (SIGKILL, OOM, power loss): with at-least-once delivery its
+    /// tasks go back to their queue when its lease runs out.
+    pub worker_crash: Survival,
+    /// Redis restarting or crashing: as its persistence allows (AOF, RDB, none).
+    pub redis_restart: Survival,
+    /// A failover to a replica: replication is asynchronous and redisq does not `WAIT`
+    /// for replicas, so never guaranteed.
+    pub failover: Survival,
+}
+
+impl Default for Durability {
+    fn default() -> Durability {
+        Durability {
+            worker_crash: Survival::Unknown,
+            redis_restart: Survival::Unknown,
+            failover: Survival::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a worker crash: {}; a redis restart: {}; a failover: {}",
+            self.worker_crash, self.redis_restart, self.failover
+        )?;
+        if self.failover == Survival::NotGuaranteed {
+            f.write_str(" (replication is asynchronous and redisq does not WAIT)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether an acknowledged enqueue survives one kind of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Survival {
+    /// It survives: nothing acknowledged is lost (`appendfsync always`, for a restart).
+    Survives,
+    /// Up to about the last second of writes is lost (`appendonly yes`, `appendfsync
+    /// everysec`).
+    LosesLastSecond,
+    /// What the operating system had not yet written is lost (`appendfsync no`; Linux
+    /// writes back within about 30 s).
+    LosesUnflushed,
+    /// The writes since the last RDB snapshot are lost (`appendonly no`, a `save`
+    /// schedule).
+    LosesSinceSnapshot,
+    /// Everything is lost (`appendonly no`, no `save` schedule).
+    Lost,
+    /// Not guaranteed: it may or may not survive (a failover; a worker crash with
+    /// at-most-once delivery).
+    NotGuaranteed,
+    /// Unknown: the settings could not be read.
+    Unknown,
+}
+
+impl std::fmt::Display for Survival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Survival::Survives => "survives",
+            Survival::LosesLastSecond => {
+                "up to about the last second of writes lost (appendfsync everysec)"
+            }
+            Survival::LosesUnflushed => {
+                "writes the os had not flushed lost (appendfsync no; up to about 30 s)"
+            }
+            Survival::LosesSinceSnapshot => {
+                "the writes since the last snapshot lost (rdb only, no append-only file)"
+            }
+            Survival::Lost => "everything lost (no persistence: appendonly no, no save)",
+            Survival::NotGuaranteed => "not guaranteed",
+            Survival::Unknown => "unknown",
+        })
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,15 @@ impl RedisServerBuilder {
         self.config("maxmemory", &bytes.to_string())
     }
 
+    /// Requires clients to authenticate with `password` (`requirepass`, the password of
+    /// the `default` user). [`RedisServer::url`] and [`RedisServer::connection`] then carry
+    /// it, so the password should need no escaping in a URL (letters, digits, `-`, `_`);
+    /// [`RedisServer::url_as`] makes URLs with other credentials.
+    #[must_use]
+    pub fn requirepass(self, password: &str) -> RedisServerBuilder {
+        self.config("requirepass", password)
+    }
+
     /// Any other `redis-server` option, `--<name> <value>`; it replaces an earlier value of
     /// the same option.
     #[must_use]
@@ -165,10 +174,35 @@ impl RedisServer {
         RedisServer::builder().start()
     }
 
-    /// Its URL, `redis://127.0.0.1:<port>`; the same after a restart.
+    /// Its URL, `redis://127.0.0.1:<port>`, or `redis://:<password>@127.0.0.1:<port>`
+    /// when started with [`RedisServerBuilder::requirepass`]; the same after a restart.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.password() {
+            Some(password) => self.url_as(None, password),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Its URL with other credentials: `redis://[<user>]:<password>@127.0.0.1:<port>` (an
+    /// ACL user, or a wrong password). Neither is escaped.
+    #[must_use]
+    pub fn url_as(&self, user: Option<&str>, password: &str) -> String {
+        format!(
+            "redis://{}:{password}@127.0.0.1:{}",
+            user.unwrap_or(""),
+            self.port
+        )
+    }
+
+    /// The password it requires ([`RedisServerBuilder::requirepass`]), if any.
+    #[must_use]
+    pub fn password(&self) -> Option<&str> {
+        self.config
+            .iter()
+            .find(|(name, _)| name == "requirepass")
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
     }
 
     /// Its port on 127.0.0.1.
@@ -373,6 +407,23 @@ mod tests {
             .query(&mut server.connection())
             .expect("ping");
         assert_eq!(pong, "PONG");
+    }
+
+    #[test]
+    fn a_server_with_a_password_answers_through_its_url_only() {
+        let server = RedisServer::builder().requirepass("s3cret").start();
+        assert_eq!(server.password(), Some("s3cret"));
+        assert!(server.url().starts_with("redis://:s3cret@127.0.0.1:"));
+        let pong: String = redis::cmd("PING")
+            .query(&mut server.connection())
+            .expect("ping");
+        assert_eq!(pong, "PONG");
+        let anonymous = format!("redis://127.0.0.1:{}", server.port());
+        let mut con = redis::Client::open(anonymous)
+            .and_then(|c| c.get_connection())
+            .expect("connect");
+        let err = redis::cmd("PING").query::<String>(&mut con).unwrap_err();
+        assert_eq!(err.code(), Some("NOAUTH"), "{err}");
     }
 
     #[test]

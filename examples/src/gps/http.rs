@@ -165,16 +165,35 @@ async fn ingest(
         }
         Ok(Ingested::Dispatched(_, Err(err))) => {
             log::error!("queueing on `{}` failed: {err}", kind.queue());
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the points could not be queued, nothing was stored: {err}"),
-            )
+            queue_failure(&err)
         }
         Err(join) => {
             log::error!("an ingestion task failed: {join}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
+}
+
+/// The answer when the points could not be queued (and, Redis being up, were not stored
+/// directly either): a 503 with `Retry-After` when the same request may succeed later
+/// (Redis out of memory: 5 s, as workers drain; busy: 1 s), a 500 when it cannot (Redis
+/// refused this server's credentials or permissions).
+fn queue_failure(err: &redisq::Error) -> Response {
+    let message = format!("the points could not be queued, nothing was stored: {err}");
+    let (status, retry_after) = match err {
+        redisq::Error::OutOfMemory(_) => (StatusCode::SERVICE_UNAVAILABLE, Some("5")),
+        err if err.is_retryable() => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
+        redisq::Error::Auth(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, None),
+    };
+    let mut response = error(status, message);
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static(seconds),
+        );
+    }
+    response
 }
 
 /// `GET /health`: the database, Redis and the four queues; 503 with `reasons` when

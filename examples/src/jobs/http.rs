@@ -3,8 +3,10 @@
 //!
 //! Bad input never yields a 500: malformed JSON is a 400, missing fields or wrong types a
 //! 422, a body over 64 KiB a 413, an unknown (or implausible) job id a 404. Redis being
-//! unreachable is a 503 with `Retry-After: 1`. Every Redis call runs in `spawn_blocking`,
-//! at most `REDIS_MAX_CONNECTIONS` at once.
+//! unreachable is a 503 with `Retry-After: 1`, Redis out of memory (at its `maxmemory`) a
+//! 503 with `Retry-After: 5` (workers free memory as they drain the queue), and Redis
+//! refusing this server's credentials a 500 (the client cannot fix it). Every Redis call
+//! runs in `spawn_blocking`, at most `REDIS_MAX_CONNECTIONS` at once.
 
 use std::sync::Arc;
 
@@ -61,10 +63,7 @@ impl AppState {
         let shared = self.shared.clone();
         match spawn_blocking(move || f(&shared.backend)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
-                log::warn!("redis: {err}");
-                Err(unavailable(format!("queue unavailable: {err}")))
-            }
+            Ok(Err(err)) => Err(redis_failure(&err)),
             Err(err) => Err(error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("internal error: {err}"),
@@ -95,11 +94,47 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// A 503 with `Retry-After: 1`.
 fn unavailable(message: impl Into<String>) -> Response {
+    retry_after(message, "1")
+}
+
+/// A 503 with `Retry-After: <seconds>`.
+fn retry_after(message: impl Into<String>, seconds: &'static str) -> Response {
     let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(seconds),
+    );
     response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-    response
+}
+
+/// The answer to a failed Redis call: a 503 with `Retry-After` when the same request may
+/// succeed later (unreachable, busy; out of memory, later still), a 500 otherwise (refused
+/// credentials or permissions, anything else: this server's problem, not the client's).
+fn redis_failure(err: &redisq::Error) -> Response {
+    match err {
+        redisq::Error::OutOfMemory(_) => {
+            log::warn!("redis: {err}");
+            retry_after(format!("queue full, nothing was queued: {err}"), "5")
+        }
+        err if err.is_retryable() => {
+            log::warn!("redis: {err}");
+            unavailable(format!("queue unavailable: {err}"))
+        }
+        redisq::Error::Auth(_) => {
+            log::error!("redis: {err}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("queue misconfigured: {err}"),
+            )
+        }
+        err => {
+            log::error!("redis: {err}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("queue error: {err}"),
+            )
+        }
+    }
 }
 
 /// Unix ms as RFC 3339 (UTC, milliseconds).

@@ -180,7 +180,8 @@ impl Config {
 /// Starts `threads` worker threads on the `jobs` queue; none for 0.
 ///
 /// # Errors
-/// When a thread cannot be started.
+/// When a thread cannot be started, or Redis refuses the credentials
+/// ([`redisq::Error::Auth`]); an unreachable Redis is no error (the workers wait for it).
 pub fn start_workers(backend: RedisQueueBackend, threads: usize) -> redisq::Result<Option<Worker>> {
     if threads == 0 {
         return Ok(None);
@@ -199,7 +200,8 @@ pub fn start_workers(backend: RedisQueueBackend, threads: usize) -> redisq::Resu
 /// Redis being down is no error: requests then answer 503 and the workers wait for it.
 ///
 /// # Errors
-/// [`Error::Redis`] for an invalid Redis URL or a worker that cannot start;
+/// [`Error::Redis`] for an invalid Redis URL or a worker that cannot start (Redis
+/// refusing the credentials included);
 /// [`Error::Io`] when the listener fails.
 pub async fn serve(
     config: Config,

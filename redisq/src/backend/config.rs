@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::pool::Pool;
 use super::RedisQueueBackend;
 use crate::clock::millis;
 use crate::retry::Backoff;
@@ -126,15 +125,17 @@ impl RedisQueueBackend {
         self
     }
 
-    /// Sets the bound on connecting and on each command: past it a call fails with
-    /// [`Error::Unavailable`](crate::Error::Unavailable). Default 5 s; at least 1 ms (a
-    /// shorter one is raised to it, with a warning).
+    /// Sets the bound on each call to Redis: connecting (when the call needs a new
+    /// connection) and its command together must be done within it, and each further
+    /// command of the same call gets it again. Past it a call fails with
+    /// [`Error::Unavailable`](crate::Error::Unavailable): `redis at <address> did not
+    /// answer within <timeout>`. Default 5 s; at least 1 ms (a shorter one is raised to
+    /// it, with a warning). A worker's blocking wait is given the block timeout on top.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         let timeout = at_least("timeout", timeout, Duration::from_millis(1));
         self.config_mut().timeout = timeout;
-        let client = self.pool.client.clone();
-        self.pool = Arc::new(Pool::new(client, timeout, timeout, POOL_IDLE));
+        self.pool = Arc::new(self.pool.with_timeout(timeout));
         self
     }
 

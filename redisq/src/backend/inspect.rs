@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use super::RedisQueueBackend;
 use crate::clock::now_millis;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::schema::stat;
-use crate::status::{Health, Percentiles, ProcessorStats, QueueStats, Stats, WorkerInfo};
+use crate::status::{
+    Durability, Health, Percentiles, ProcessorStats, QueueStats, RedisSettings, Stats, WorkerInfo,
+};
 use crate::task::Priority;
 
 impl RedisQueueBackend {
@@ -175,40 +177,40 @@ impl RedisQueueBackend {
             .collect())
     }
 
-    /// Whether Redis answers, its round-trip latency, version and memory. Never fails for
-    /// an unreachable server: that is `reachable: false` with the error.
+    /// Whether Redis answers, its round-trip latency, version and memory, the settings
+    /// that decide what becomes of its tasks (`maxmemory`, `maxmemory-policy`,
+    /// `appendonly`, `appendfsync`, `save`, the replication role and replicas), what an
+    /// acknowledged enqueue survives by them, and warnings about those that can lose or
+    /// refuse tasks. Settings Redis does not disclose (`CONFIG` refused to an ACL user)
+    /// are unknown. Never fails for an unreachable server: that is `reachable: false`
+    /// with the error.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for configuration errors.
+    /// [`Error::Auth`](crate::Error::Auth) when Redis refuses the credentials or `PING`
+    /// to this user: a configuration error, not an outage.
     pub fn health(&self) -> Result<Health> {
         let started = Instant::now();
-        let probe = self.connection().and_then(|mut con| {
-            con.run(|c| redis::cmd("PING").query::<String>(c))?;
-            let latency = started.elapsed();
-            let info: String = con.run(|c| redis::cmd("INFO").query(c))?;
-            Ok((latency, info))
-        });
-        Ok(match probe {
-            Ok((latency, info)) => {
-                let field = |name: &str| {
-                    info.lines()
-                        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-                        .map(|v| v.trim().to_owned())
-                };
-                Health {
-                    reachable: true,
-                    latency_ms: latency.as_secs_f64() * 1000.0,
-                    version: field("redis_version"),
-                    used_memory: field("used_memory").and_then(|m| m.parse().ok()),
-                    error: None,
-                }
-            }
+        Ok(match self.server_report() {
+            Ok(report) => Health {
+                reachable: true,
+                latency_ms: report.latency.as_secs_f64() * 1000.0,
+                version: report.version,
+                used_memory: report.used_memory,
+                error: None,
+                durability: report.settings.durability(self.delivery()),
+                warnings: report.settings.warnings(report.used_memory),
+                settings: report.settings,
+            },
+            Err(err @ Error::Auth(_)) => return Err(err),
             Err(err) => Health {
                 reachable: false,
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 version: None,
                 used_memory: None,
                 error: Some(err.to_string()),
+                settings: RedisSettings::default(),
+                durability: Durability::default(),
+                warnings: Vec::new(),
             },
         })
     }

@@ -5,8 +5,8 @@
 //! protocol on their dedicated connections; `report` is what they send and `settle` its
 //! script's layout), `lease` (renewal and recovery), `dead`
 //! (dead-letter administration), `registry` (the worker registry's writes), `inspect`
-//! (every read: records, positions, statistics, health) and `scripts` (the Lua, in
-//! `lua/`). Keys and field names come from [`crate::schema`].
+//! (every read: records, positions, statistics, health), `server` (the server's settings
+//! and what they mean for the tasks) and `scripts` (the Lua, in `lua/`). Keys and field names come from [`crate::schema`].
 
 mod claim;
 mod config;
@@ -19,6 +19,7 @@ mod records;
 mod registry;
 mod report;
 mod scripts;
+mod server;
 mod settle;
 
 use std::collections::HashSet;
@@ -109,10 +110,9 @@ impl RedisQueueBackend {
     }
 
     fn from_info(info: redis::ConnectionInfo) -> Result<Self> {
-        let client = redis::Client::open(info)
-            .map_err(|e| Error::Config(format!("invalid redis connection settings: {e}")))?;
         let config = Config::default();
-        let pool = Pool::new(client, config.timeout, config.timeout, config::POOL_IDLE);
+        let pool = Pool::new(info, config.timeout, config::POOL_IDLE)
+            .map_err(|e| Error::Config(format!("invalid redis connection settings: {e}")))?;
         Ok(RedisQueueBackend {
             config: Arc::new(config),
             pool: Arc::new(pool),
@@ -120,10 +120,11 @@ impl RedisQueueBackend {
         })
     }
 
-    /// Checks that Redis answers.
+    /// Checks that Redis answers, within the timeout (`with_timeout`), the connect included.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when it does not answer in time.
+    /// [`Error::Unavailable`] when it does not answer in time; [`Error::Auth`] when it
+    /// refuses the credentials, or `PING` to this user.
     pub fn ping(&self) -> Result<()> {
         let mut con = self.connection()?;
         con.run(|c| redis::cmd("PING").query::<()>(c))?;

@@ -108,11 +108,17 @@ impl WorkerBuilder {
         self
     }
 
-    /// Starts the threads.
+    /// Starts the threads, after one probe of Redis (`PING` within the backend's timeout,
+    /// then its settings, and the queues registered): refused credentials or permissions
+    /// stop the start; an unreachable Redis is a warning only, since the threads connect,
+    /// back off and reconnect by themselves. The log says what an acknowledged enqueue
+    /// survives with the server's settings, and warns about those that can lose tasks
+    /// (an evicting `maxmemory-policy`, no persistence).
     ///
     /// # Errors
     /// [`Error::DuplicateTask`] when two tasks share a wire name; [`Error::Config`] when
-    /// there is no queue to serve or a queue name is empty; [`Error::Spawn`] when a thread
+    /// there is no queue to serve or a queue name is empty; [`Error::Auth`] when Redis
+    /// refuses the credentials or a command to this user; [`Error::Spawn`] when a thread
     /// cannot be started.
     pub fn start(self) -> Result<Worker> {
         let registry = Arc::new(Registry::load()?);
@@ -124,6 +130,8 @@ impl WorkerBuilder {
         let plan = plan::plan(&registry.tasks(), &request)?;
         let id = TaskId::generate().to_string();
         log_start(&id, &registry, &plan, &self.backend);
+        let queues: Vec<String> = plan.queues.keys().cloned().collect();
+        probe(&id, &self.backend, &queues)?;
         self.spawn(id, registry, plan)
     }
 
@@ -206,6 +214,37 @@ impl WorkerBuilder {
             .map_err(Error::Spawn)?;
         worker.heartbeat = Some(handle);
         Ok(worker)
+    }
+}
+
+/// Probes Redis once before the threads start, and logs what its settings mean for the
+/// tasks: refused credentials stop the start; anything else that fails only warns.
+fn probe(id: &str, backend: &RedisQueueBackend, queues: &[String]) -> Result<()> {
+    match backend.start_probe(queues) {
+        Ok(report) => {
+            log::info!(
+                "worker {id}: redis {} answered in {:.1} ms ({})",
+                report.version.as_deref().unwrap_or("(version unknown)"),
+                report.latency.as_secs_f64() * 1000.0,
+                report.settings.describe()
+            );
+            log::info!(
+                "worker {id}: what an acknowledged enqueue survives, by these settings: {}",
+                report.settings.durability(backend.delivery())
+            );
+            for warning in report.settings.warnings(report.used_memory) {
+                log::warn!("worker {id}: {warning}");
+            }
+            Ok(())
+        }
+        Err(err @ Error::Auth(_)) => Err(err),
+        Err(err) => {
+            log::warn!(
+                "worker {id}: probing redis at start failed ({err}); starting anyway: the \
+                 threads connect, back off and retry until redis answers"
+            );
+            Ok(())
+        }
     }
 }
 
