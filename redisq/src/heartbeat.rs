@@ -49,12 +49,6 @@ impl Heartbeat {
     pub(crate) fn run(mut self) {
         let interval = (self.backend.lease() / 3).max(Duration::from_millis(20));
         let per_round = (ROUND.as_millis() / interval.as_millis().max(1)).max(1);
-        if let Err(err) = self.backend.register_queues(&self.queues) {
-            log::warn!(
-                "worker {} could not register its queues: {err}",
-                self.info.id
-            );
-        }
         for beat in 0u128.. {
             self.info.last_beat = now_millis();
             self.info.in_flight = self.counters.in_flight.load(Ordering::Relaxed);

@@ -450,12 +450,9 @@ fn a_full_redis_is_out_of_memory_for_producers() {
     );
 }
 
-/// Workers should drain a queue while Redis is at its memory limit, which frees memory;
-/// but taking a task writes (the claimed list, the lease, the counters), and Redis refuses
-/// a script's first write once over `maxmemory`, so today they cannot. The scripts are
-/// where that would change (`#!lua flags=allow-oom`, or taking before writing).
+/// Workers drain a queue while Redis is at its memory limit (the scripts that only move
+/// tasks may run there: `#!lua flags=allow-oom`).
 #[test]
-#[ignore = "workers cannot take tasks from a Redis at its memory limit yet (settle.lua writes)"]
 fn workers_drain_a_full_redis() {
     let server = RedisServer::builder()
         .maxmemory(4 << 20)

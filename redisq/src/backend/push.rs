@@ -63,7 +63,9 @@ impl RedisQueueBackend {
             }
             return Ok(());
         }
+        // MULTI/EXEC: at Redis's memory limit the push is refused whole, not half-counted.
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for chunk in batch.tasks.chunks(CHUNK) {
             let mut rpush = redis::cmd("RPUSH");
             rpush.arg(&lane);

@@ -26,8 +26,10 @@ use crate::error::Result;
 /// tasks share a queue).
 ///
 /// # Errors
-/// [`Error::DuplicateTask`] when two tasks share a wire name; [`Error::Config`] when no
-/// task is registered; [`Error::Spawn`] when a thread cannot be started.
+/// [`Error::DuplicateTask`](crate::Error::DuplicateTask) when two tasks share a wire name;
+/// [`Error::Config`](crate::Error::Config) when no task is registered;
+/// [`Error::Auth`](crate::Error::Auth) when Redis refuses the credentials;
+/// [`Error::Spawn`](crate::Error::Spawn) when a thread cannot be started.
 ///
 /// ```no_run
 /// # fn main() -> redisq::Result<()> {
