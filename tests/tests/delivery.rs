@@ -95,6 +95,12 @@ fn loud(key: String, size: usize) -> Result<(), String> {
     Err("x".repeat(size))
 }
 
+#[fifo(queue = "amo")]
+fn held(key: String, n: u64) {
+    saw(&key, n);
+    wait_open(&key);
+}
+
 /// A backend on `server` in `ns`, with a short block timeout.
 fn on(server: &RedisServer, ns: &Namespace) -> RedisQueueBackend {
     RedisQueueBackend::new(&server.url())
@@ -188,9 +194,12 @@ fn a_task_that_hangs_hands_back_the_tasks_it_took_but_has_not_started() {
         .queues(["hung"])
         .start()
         .unwrap();
-    wait_until(WAIT, "the five behind it to run elsewhere", || {
-        (1..=5).all(|n| seen(&key).contains(&n))
-    });
+    // Well before the hanging task gives up (after a minute).
+    wait_until(
+        Duration::from_secs(15),
+        "the five behind it to run elsewhere",
+        || (1..=5).all(|n| seen(&key).contains(&n)),
+    );
     assert!(!OPEN.lock().unwrap().contains(&key), "while it still hangs");
     open(&key);
     holder.shutdown();
@@ -377,4 +386,29 @@ fn workers_drain_a_redis_at_its_memory_limit() {
     workers.shutdown();
     assert_eq!(seen(&key).len() as u64, enqueued);
     drop(ns);
+}
+
+#[test]
+fn positions_are_exact_after_blocking_pops_and_hand_backs() {
+    let ns = TestNs::new();
+    let backend = ns
+        .backend
+        .clone()
+        .with_delivery(redisq::Delivery::AtMostOnce);
+    let key = ns.name.clone();
+    // An idle at-most-once worker pops the first task with a blocking pop; it holds it.
+    let workers = Worker::builder(backend.clone())
+        .queues(["amo"])
+        .start()
+        .unwrap();
+    held::enqueue(&backend, key.clone(), 0).unwrap();
+    wait_until(WAIT, "the first task to be popped", || seen(&key) == [0]);
+    let ids = held::enqueue_many(&backend, (1..=5).map(|n| (key.clone(), n))).unwrap();
+    for (position, id) in ids.iter().enumerate() {
+        let info = backend.task(id).unwrap().unwrap();
+        assert_eq!(info.queue_position, Some(position as u64), "{info:?}");
+        assert!(info.estimated_wait_seconds.is_some_and(|w| w >= 0.0));
+    }
+    open(&key);
+    workers.shutdown();
 }
