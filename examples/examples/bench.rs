@@ -477,7 +477,7 @@ impl Bench {
     /// End to end: the queue pre-filled, workers started, timed until they processed all.
     fn e2e_figures(&mut self, ceilings: &Ceilings) -> BoxResult<()> {
         let n = self.tasks;
-        let runs: [(&'static str, &str, Delivery, usize); 4] = [
+        let runs: [(&'static str, &str, Delivery, usize); 5] = [
             (
                 "e2e_at_least_once_1t",
                 "e2e-alo-1t",
@@ -487,6 +487,14 @@ impl Bench {
             (
                 "e2e_at_least_once_4t",
                 "e2e-alo-4t",
+                Delivery::AtLeastOnce,
+                THREADS,
+            ),
+            // With a suspect in the queue (a task a dead worker held): every claim then
+            // checks its tasks against the queue's delivery counts, the quarantine's cost.
+            (
+                "e2e_at_least_once_4t_suspect",
+                "e2e-alo-4t-suspect",
                 Delivery::AtLeastOnce,
                 THREADS,
             ),
@@ -514,6 +522,14 @@ impl Bench {
                 }
             } else {
                 prefill_noop(&backend, n)?;
+            }
+            if name.ends_with("_suspect") {
+                let deliveries = format!("{}:{{{queue}}}:deliveries", backend.namespace());
+                redis::cmd("HSET")
+                    .arg(deliveries)
+                    .arg("no-such-task")
+                    .arg(1)
+                    .query::<()>(&mut self.raw_connection()?)?;
             }
             let started = Instant::now();
             let worker = Worker::builder(backend.clone())
