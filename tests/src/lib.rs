@@ -74,33 +74,37 @@ pub mod crash {
         format!("{ns}:effects:release")
     }
 
-    /// Appends `tag` to the order list; with `hold`, first waits (up to a minute) for the
-    /// release key.
-    #[fifo(queue = "procs", name = "crash.mark")]
-    pub fn mark(ns: String, tag: String, hold: bool) -> Result<(), String> {
+    /// Appends `event` to the order list of namespace `ns`.
+    fn note(ns: &str, event: String) -> Result<(), String> {
         with_con(|con| {
             redis::cmd("RPUSH")
-                .arg(order_key(&ns))
-                .arg(format!("start:{tag}"))
+                .arg(order_key(ns))
+                .arg(event)
                 .query::<()>(con)
-        })?;
+        })
+    }
+
+    /// Waits (up to a minute) for the release key of namespace `ns`.
+    fn wait_release(ns: &str) -> Result<(), String> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while hold && std::time::Instant::now() < deadline {
-            if with_con(|con| {
-                redis::cmd("EXISTS")
-                    .arg(release_key(&ns))
-                    .query::<bool>(con)
-            })? {
+        while std::time::Instant::now() < deadline {
+            if with_con(|con| redis::cmd("EXISTS").arg(release_key(ns)).query::<bool>(con))? {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        with_con(|con| {
-            redis::cmd("RPUSH")
-                .arg(order_key(&ns))
-                .arg(format!("done:{tag}"))
-                .query::<()>(con)
-        })
+        Ok(())
+    }
+
+    /// Appends `tag` to the order list; with `hold`, first waits (up to a minute) for the
+    /// release key.
+    #[fifo(queue = "procs", name = "crash.mark")]
+    pub fn mark(ns: String, tag: String, hold: bool) -> Result<(), String> {
+        note(&ns, format!("start:{tag}"))?;
+        if hold {
+            wait_release(&ns)?;
+        }
+        note(&ns, format!("done:{tag}"))
     }
 
     /// A batch of tags: records the start of each, waits (up to a minute) for the release
@@ -111,31 +115,11 @@ pub mod crash {
             return Ok(());
         };
         for (_, tag) in &items {
-            with_con(|con| {
-                redis::cmd("RPUSH")
-                    .arg(order_key(&ns))
-                    .arg(format!("start:{tag}"))
-                    .query::<()>(con)
-            })?;
+            note(&ns, format!("start:{tag}"))?;
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::time::Instant::now() < deadline {
-            if with_con(|con| {
-                redis::cmd("EXISTS")
-                    .arg(release_key(&ns))
-                    .query::<bool>(con)
-            })? {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_release(&ns)?;
         for (_, tag) in &items {
-            with_con(|con| {
-                redis::cmd("RPUSH")
-                    .arg(order_key(&ns))
-                    .arg(format!("done:{tag}"))
-                    .query::<()>(con)
-            })?;
+            note(&ns, format!("done:{tag}"))?;
         }
         Ok(())
     }

@@ -93,17 +93,19 @@ pub(crate) fn status_name(status: TaskStatus) -> &'static str {
     }
 }
 
+/// Every status, for parsing and for the Lua prelude.
+pub(crate) const STATUSES: [TaskStatus; 6] = [
+    TaskStatus::Queued,
+    TaskStatus::Scheduled,
+    TaskStatus::Processing,
+    TaskStatus::Done,
+    TaskStatus::Failed,
+    TaskStatus::Dead,
+];
+
 /// The status a record's text names.
 pub(crate) fn parse_status(name: &str) -> Option<TaskStatus> {
-    const ALL: [TaskStatus; 6] = [
-        TaskStatus::Queued,
-        TaskStatus::Scheduled,
-        TaskStatus::Processing,
-        TaskStatus::Done,
-        TaskStatus::Failed,
-        TaskStatus::Dead,
-    ];
-    ALL.into_iter().find(|s| status_name(*s) == name)
+    STATUSES.into_iter().find(|s| status_name(*s) == name)
 }
 
 /// Where a task moved since its status record was written, as the queue's `state` hash

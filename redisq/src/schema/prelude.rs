@@ -2,10 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::names::{field, lane_index, pushed_counter, stat, status_name, LANES};
+use super::names::{field, lane_index, pushed_counter, stat, status_name, LANES, STATUSES};
 use super::names::{DEAD_BYTES_COUNTER, FENCE_COUNTER};
 use super::{DONE_TTL_SECS, LATENCY_MAX, MINUTE_MS, SCRIPT_KEYS, SIGNAL_MAX, THROUGHPUT_TTL_SECS};
-use crate::status::TaskStatus;
 use crate::task::Priority;
 
 /// The Lua prelude of every script: the names above, as Lua tables `F` (record fields),
@@ -21,14 +20,7 @@ pub(crate) fn lua_prelude() -> String {
         let _ = write!(lua, " {name} = '{name}',");
     }
     lua.push_str(" }\nlocal S = {");
-    for status in [
-        TaskStatus::Queued,
-        TaskStatus::Scheduled,
-        TaskStatus::Processing,
-        TaskStatus::Done,
-        TaskStatus::Failed,
-        TaskStatus::Dead,
-    ] {
+    for status in STATUSES {
         let name = status_name(status);
         let _ = write!(lua, " {name} = '{name}',");
     }
