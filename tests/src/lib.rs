@@ -128,12 +128,7 @@ pub mod crash {
     /// of memory or overflows its stack).
     #[fifo(queue = "procs", name = "crash.abort")]
     pub fn abort(ns: String) -> Result<(), String> {
-        with_con(|con| {
-            redis::cmd("RPUSH")
-                .arg(order_key(&ns))
-                .arg("start:abort")
-                .query::<()>(con)
-        })?;
+        note(&ns, "start:abort".to_owned())?;
         std::process::abort();
     }
 }
