@@ -8,10 +8,12 @@
 //! - [`tasks`]: the `#[fifo]` tasks of a run and what should become of each.
 //! - [`worker`]: the worker process (`chaos_worker`) and its history file.
 //! - [`history`]: what a run records, as the checker reads it.
+//! - [`checker`]: the checks, over a history.
 //!
 //! Only redisq's public API is used, but for one part of the checker: the keys check,
 //! which knows the key names of ARCHITECTURE.md's key table.
 
+pub mod checker;
 pub mod history;
 pub mod tasks;
 pub mod worker;
