@@ -9,11 +9,13 @@
 //! - [`worker`]: the worker process (`chaos_worker`) and its history file.
 //! - [`history`]: what a run records, as the checker reads it.
 //! - [`checker`]: the checks, over a history.
+//! - [`proxy`]: the TCP proxy between the workers and Redis.
 //!
 //! Only redisq's public API is used, but for one part of the checker: the keys check,
 //! which knows the key names of ARCHITECTURE.md's key table.
 
 pub mod checker;
 pub mod history;
+pub mod proxy;
 pub mod tasks;
 pub mod worker;
