@@ -10,12 +10,21 @@
 //! - [`history`]: what a run records, as the checker reads it.
 //! - [`checker`]: the checks, over a history.
 //! - [`proxy`]: the TCP proxy between the workers and Redis.
+//! - [`cluster`]: the Redis server, the proxy and the worker processes of a run, and the
+//!   faults that strike them.
+//! - [`nemesis`]: the fault schedule made from a seed, and its execution.
+//! - [`run`]: a whole run: start, produce, inject, drain, observe, check.
 //!
 //! Only redisq's public API is used, but for one part of the checker: the keys check,
 //! which knows the key names of ARCHITECTURE.md's key table.
 
 pub mod checker;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
+mod probe;
+mod producer;
 pub mod proxy;
+pub mod run;
 pub mod tasks;
 pub mod worker;
