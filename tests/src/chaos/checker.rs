@@ -8,9 +8,11 @@
 //!   not) finished successfully, or, if it is meant to die, made all its attempts; nothing
 //!   ran that was never enqueued or whose enqueue was refused; a task runs under its own id.
 //! - **duplicates**: a task whose attempt started more than once is a duplicate; each one
-//!   is put down to a fault that explains it (a kill or a pause of the process that ran
-//!   it, a proxy fault or a Redis restart whose window, stretched by the recovery delay,
-//!   overlaps the two runs), and those that none explains are violations.
+//!   is put down to a fault that explains it (a kill or a pause of the process that made
+//!   the earlier run, a proxy fault or a Redis restart whose window, stretched by the
+//!   recovery delay, overlaps the two runs), and those that none explains are violations
+//!   — among them a paused process that, once continued, runs a task that another one took
+//!   over while it was stopped (it was not fenced off).
 //! - **fifo**: on the one-thread queue, a task acknowledged before another was sent starts
 //!   (its first run) before it, unless a fault was in effect while the first one waited.
 //! - **records**: after the run, every task's status record is final and right: done with
@@ -345,11 +347,13 @@ fn duplicates(index: &Index<'_>, summary: &mut Summary) -> Vec<Violation> {
         for (attempt, starts) in by_attempt {
             for pair in starts.windows(2) {
                 let (before, again) = (pair[0], pair[1]);
-                let pids = [before.pid, again.pid];
+                // A fault of one process explains a rerun only when it struck the process
+                // of the earlier run: a process that was stopped and then runs a task
+                // someone else took over in the meantime should have known it had lost it.
                 match index.fault_during(
                     before.at_us,
                     again.at_us,
-                    Some(&pids),
+                    Some(&[before.pid]),
                     FaultKind::may_duplicate,
                 ) {
                     Some(fault) => {
@@ -357,10 +361,20 @@ fn duplicates(index: &Index<'_>, summary: &mut Summary) -> Vec<Violation> {
                     }
                     None => {
                         summary.duplicates_unexplained += 1;
+                        let fenced = index
+                            .fault_during(before.at_us, again.at_us, Some(&[again.pid]), |k| {
+                                k == FaultKind::Pause
+                            })
+                            .map_or(String::new(), |f| {
+                                format!(
+                                    " (pid {} was paused from {} to {}, and ran it after another process had taken it over)",
+                                    again.pid, f.start_us, f.end_us
+                                )
+                            });
                         found.push(index.violation(
                             Check::Duplicates,
                             format!(
-                                "attempt {attempt} started at {} (pid {}) and again at {} (pid {}); no fault explains it",
+                                "attempt {attempt} started at {} (pid {}) and again at {} (pid {}); no fault explains it{fenced}",
                                 before.at_us, before.pid, again.at_us, again.pid
                             ),
                             &[*seq],

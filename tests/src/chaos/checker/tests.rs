@@ -471,3 +471,29 @@ fn a_dead_letter_of_a_task_whose_enqueue_reply_was_lost_is_known_by_its_run() {
     let report = make.check();
     assert!(report.is_ok(), "{report}");
 }
+
+#[test]
+fn a_paused_process_that_reruns_a_task_taken_over_meanwhile_is_not_fenced() {
+    // 100 is paused holding task 1; 200 recovers and runs it; 100 resumes and runs it too.
+    let report = Make::new()
+        .enqueue(1, Kind::Multi, 0, Outcome::Acked)
+        .run(1, Kind::Multi, 1, 200, 2_000_000, Some(Event::Ok))
+        .run(1, Kind::Multi, 1, 100, 3_100_000, Some(Event::Ok))
+        .record(1, TaskStatus::Done, 1)
+        .fault(FaultKind::Pause, Some(100), 100_000, 3_000_000)
+        .check();
+    let found = only(&report, Check::Duplicates);
+    assert_eq!(found.len(), 1, "{report}");
+    assert!(found[0].contains("was paused"), "{}", found[0]);
+}
+
+#[test]
+fn a_rerun_after_a_pause_of_the_first_runner_is_explained() {
+    let report = Make::new()
+        .clean(1, Kind::Multi, 0)
+        .run(1, Kind::Multi, 1, 200, 2_000_000, Some(Event::Ok))
+        .fault(FaultKind::Pause, Some(100), 10_500, 3_000_000)
+        .check();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.summary.duplicates_explained[&FaultKind::Pause], 1);
+}
