@@ -1,4 +1,5 @@
-//! The producers of a run: threads that enqueue tasks of every kind at a steady rate, each
+//! The producers of a run: threads that enqueue tasks of every kind at a steady rate (in
+//! bursts of a few), each
 //! straight to Redis or through the proxy, and record every enqueue with what it returned.
 //! They can be paused (for a probe) and wait, idle, until they are resumed.
 
@@ -11,6 +12,10 @@ use redisq::RedisQueueBackend;
 
 use super::history::{now_us, Enqueue, Outcome, Via};
 use super::tasks::Kind;
+
+/// Enqueues a producer makes back to back, so that consumers find several tasks waiting
+/// and claim more than one at a time.
+const BURST: u32 = 8;
 
 /// How often each kind is enqueued, in parts.
 const MIX: [(Kind, u32); 5] = [
@@ -103,7 +108,7 @@ impl Producers {
         let stop = Arc::new(AtomicBool::new(false));
         let pause = Arc::new((Mutex::new(PauseState::default()), Condvar::new()));
         let count = u32::try_from(backends.len()).unwrap_or(1).max(1);
-        let interval = Duration::from_secs(1) * count / rate.max(1);
+        let interval = Duration::from_secs(1) * count * BURST / rate.max(1);
         let mut producers = Producers {
             stop: stop.clone(),
             pause: pause.clone(),
@@ -118,17 +123,19 @@ impl Producers {
                     let total: u32 = MIX.iter().map(|(_, w)| w).sum();
                     let mut next = Instant::now();
                     while !stop.load(Ordering::Acquire) {
-                        wait_while_paused(&pause, &stop);
-                        let mut pick = rng.u32(..total);
-                        let kind = MIX
-                            .iter()
-                            .find(|(_, w)| {
-                                let hit = pick < *w;
-                                pick = pick.saturating_sub(*w);
-                                hit
-                            })
-                            .map_or(Kind::Multi, |(k, _)| *k);
-                        log.enqueue(&backend, kind, via);
+                        for _ in 0..BURST {
+                            wait_while_paused(&pause, &stop);
+                            let mut pick = rng.u32(..total);
+                            let kind = MIX
+                                .iter()
+                                .find(|(_, w)| {
+                                    let hit = pick < *w;
+                                    pick = pick.saturating_sub(*w);
+                                    hit
+                                })
+                                .map_or(Kind::Multi, |(k, _)| *k);
+                            log.enqueue(&backend, kind, via);
+                        }
                         next += interval;
                         let now = Instant::now();
                         if next > now {

@@ -141,10 +141,11 @@ pub fn chaos_fifo(seq: u64) -> Result<(), String> {
     run(Kind::Fifo, seq, Duration::from_millis(10), |_| true)
 }
 
-/// A task on the multi-thread queue: thirty milliseconds of pretend work.
+/// A task on the multi-thread queue: a millisecond of pretend work, so that its consumers
+/// claim several at a time and hold some they have not started.
 #[fifo(queue = "chaos-multi", name = "chaos.multi")]
 pub fn chaos_multi(seq: u64) -> Result<(), String> {
-    run(Kind::Multi, seq, Duration::from_millis(30), |_| true)
+    run(Kind::Multi, seq, Duration::from_millis(1), |_| true)
 }
 
 /// Fails its first attempt, succeeds after.
