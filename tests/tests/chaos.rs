@@ -1,5 +1,5 @@
 //! The chaos harness, bounded: three worker processes behind a fault-injecting proxy in
-//! front of a private Redis server, 45 seconds of faults from a seed (`CHAOS_SEED`, else
+//! front of a private Redis server, 50 seconds of faults from a seed (`CHAOS_SEED`, else
 //! random; printed), then the drain and every check of `redisq_tests::chaos::checker`.
 //! A failure prints the report, the seed to replay it with, and the kept run directory.
 //!
@@ -20,7 +20,7 @@ fn a_seeded_fault_schedule_breaks_no_delivery_promise() {
     println!("chaos seed {seed}");
     let mut config = Config::new(vec![env!("CARGO_BIN_EXE_chaos_worker").into()]);
     config.seed = seed;
-    config.duration = Duration::from_secs(45);
+    config.duration = Duration::from_secs(50);
     config.drain_timeout = Duration::from_secs(30);
     let outcome = run(&config).unwrap_or_else(|e| panic!("the harness failed (seed {seed}): {e}"));
     println!("{}", outcome.report);

@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use redisq_test_support::RedisServer;
 
-use super::history::{now_us, Fault, FaultKind, Shutdown};
+use super::history::{now_us, End, Fault, FaultKind, Shutdown, WorkerProcess};
 use super::proxy::{Mode, Proxy};
 use super::tasks::{BATCH_QUEUE, FIFO_QUEUE, MULTI_QUEUE, RETRY_QUEUE};
 use super::worker::format_threads;
@@ -85,6 +85,7 @@ pub struct Cluster {
     redis: Arc<Mutex<RedisServer>>,
     redis_url: String,
     faults: Mutex<Vec<Fault>>,
+    processes: Mutex<Vec<WorkerProcess>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,6 +132,7 @@ impl Cluster {
             redis,
             redis_url,
             faults: Mutex::new(Vec::new()),
+            processes: Mutex::new(Vec::new()),
         };
         for slot in 0..cluster.config.workers {
             cluster.spawn(slot)?;
@@ -168,6 +170,18 @@ impl Cluster {
         let mut faults = lock(&self.faults).clone();
         faults.sort_by_key(|f| f.start_us);
         faults
+    }
+
+    /// Every worker process started so far.
+    #[must_use]
+    pub fn processes(&self) -> Vec<WorkerProcess> {
+        lock(&self.processes).clone()
+    }
+
+    fn ended(&self, pid: u32, end: End) {
+        if let Some(process) = lock(&self.processes).iter_mut().find(|p| p.pid == pid) {
+            process.ended.get_or_insert((now_us(), end));
+        }
     }
 
     /// Appends a fault that began at `start_us` and ends now to the log.
@@ -228,10 +242,27 @@ impl Cluster {
                 std::env::var("CHAOS_WORKER_LOG").unwrap_or_else(|_| "warn".to_owned()),
             )
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(log)
             .spawn()?;
         let pid = child.id();
+        let started_us = now_us();
+        // Its first line, `ready <worker id>`, comes once its worker has started.
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        lock(&self.processes).push(WorkerProcess {
+            slot,
+            pid,
+            worker_id: line
+                .trim()
+                .strip_prefix("ready ")
+                .unwrap_or_default()
+                .to_owned(),
+            started_us,
+            ended: None,
+        });
         let mut slots = lock(&self.slots);
         let place = &mut slots[slot];
         debug_assert!(place.child.is_none());
@@ -251,6 +282,8 @@ impl Cluster {
         let pid = child.id();
         let _ = child.kill();
         let _ = child.wait();
+        drop(slots);
+        self.ended(pid, End::Killed);
         Some(pid)
     }
 
@@ -290,6 +323,14 @@ impl Cluster {
                 }
             }
         };
+        self.ended(
+            pid,
+            if graceful {
+                End::Stopped
+            } else {
+                End::KilledAtDeadline
+            },
+        );
         Some(Shutdown { pid, graceful })
     }
 

@@ -277,6 +277,33 @@ pub struct RegistryEntry {
     pub last_beat_ms: u64,
 }
 
+/// How a worker process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum End {
+    /// Killed with SIGKILL (by the nemesis, a probe, or when the harness stopped).
+    Killed,
+    /// Exited by itself after it was asked to stop.
+    Stopped,
+    /// Killed because it did not exit in time after it was asked to stop.
+    KilledAtDeadline,
+}
+
+/// A worker process of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerProcess {
+    /// Its place among the workers (slot 0 serves the FIFO queue).
+    pub slot: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// The id of its redisq worker (its consumers are `<id>-<n>`), as it printed it.
+    pub worker_id: String,
+    /// When it was started.
+    pub started_us: u64,
+    /// When it ended, and how.
+    pub ended: Option<(u64, End)>,
+}
+
 /// How a worker process ended at the end of the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shutdown {
@@ -318,6 +345,9 @@ pub struct History {
     pub stopped_us: u64,
     /// How each worker process ended.
     pub shutdowns: Vec<Shutdown>,
+    /// Every worker process of the run.
+    #[serde(default)]
+    pub processes: Vec<WorkerProcess>,
 }
 
 impl History {

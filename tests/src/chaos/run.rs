@@ -209,10 +209,17 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
         probes,
         ..History::default()
     };
+    // Leases of workers killed just before the end must have run out and been recovered
+    // before the keys are examined.
+    let recovered_by = Instant::now() + config.lease * 2 + Duration::from_secs(1);
     history.drained = drain(&direct, &mut history, &history_dir, config.drain_timeout)?;
+    if let Some(rest) = recovered_by.checked_duration_since(Instant::now()) {
+        std::thread::sleep(rest);
+    }
     history.stopped_us = now_us();
     history.shutdowns = cluster.stop_all();
     history.faults = cluster.faults();
+    history.processes = cluster.processes();
     observe(&direct, &ns, &mut history)?;
     let report = check(&history, &config.checks);
     let saved = dir.path().join("history.json");

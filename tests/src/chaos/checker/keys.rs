@@ -3,7 +3,7 @@
 //! knows them.
 
 use super::{Check, Index, Summary, Violation};
-use crate::chaos::history::KeyInfo;
+use crate::chaos::history::{End, History, KeyInfo};
 
 /// What a key may hold after a run that drained, once every worker stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,39 @@ fn violation(key: &KeyInfo, what: String) -> Violation {
     }
 }
 
+/// Which worker process the consumers named by a leases set or a claimed list belonged
+/// to, and how it ended: `; consumer <id> of pid <pid> (slot <n>), killed at <t>`.
+fn owners(history: &History, key: &KeyInfo) -> String {
+    let consumers: Vec<&str> = match key.key.split_once("}:claimed:") {
+        Some((_, consumer)) => vec![consumer],
+        None if key.key.ends_with("}:leases") => key.sample.iter().map(String::as_str).collect(),
+        None => return String::new(),
+    };
+    let mut out = String::new();
+    for consumer in consumers {
+        let worker = consumer.rsplit_once('-').map_or(consumer, |(w, _)| w);
+        let process = history.processes.iter().find(|p| p.worker_id == worker);
+        out.push_str(&match process {
+            None => format!("; consumer {consumer} of no known worker process"),
+            Some(p) => {
+                let end = match p.ended {
+                    Some((at, End::Killed)) => format!("killed at {at}"),
+                    Some((at, End::Stopped)) => format!("stopped gracefully at {at}"),
+                    Some((at, End::KilledAtDeadline)) => {
+                        format!("killed at {at}, past its shutdown deadline")
+                    }
+                    None => "never stopped".to_owned(),
+                };
+                format!(
+                    "; consumer {consumer} of pid {} (slot {}), {end}",
+                    p.pid, p.slot
+                )
+            }
+        });
+    }
+    out
+}
+
 pub(super) fn check(index: &Index<'_>, summary: &mut Summary) -> Vec<Violation> {
     let history = index.history;
     let mut found = Vec::new();
@@ -73,8 +106,11 @@ pub(super) fn check(index: &Index<'_>, summary: &mut Summary) -> Vec<Violation> 
             Rule::Empty(what) => found.push(violation(
                 key,
                 format!(
-                    "{what} `{}` ({}) still holds {} item(s) after the run{sample}",
-                    key.key, key.kind, key.len
+                    "{what} `{}` ({}) still holds {} item(s) after the run{sample}{}",
+                    key.key,
+                    key.kind,
+                    key.len,
+                    owners(history, key)
                 ),
             )),
             Rule::AtMost(most, what) if key.len > most => found.push(violation(

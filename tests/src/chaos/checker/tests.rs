@@ -497,3 +497,31 @@ fn a_rerun_after_a_pause_of_the_first_runner_is_explained() {
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.summary.duplicates_explained[&FaultKind::Pause], 1);
 }
+
+#[test]
+fn a_lease_left_behind_names_the_process_that_held_it() {
+    use crate::chaos::history::{End, WorkerProcess};
+    let mut make = Make::new().clean(1, Kind::Multi, 0);
+    make.0.keys.push(KeyInfo {
+        key: "{chaos-multi}:leases".to_owned(),
+        kind: "zset".to_owned(),
+        ttl_ms: -1,
+        len: 1,
+        sample: vec!["w1-2".to_owned()],
+    });
+    make.0.processes.push(WorkerProcess {
+        slot: 1,
+        pid: 42,
+        worker_id: "w1".to_owned(),
+        started_us: T,
+        ended: Some((T + 5, End::Stopped)),
+    });
+    let report = make.check();
+    let found = only(&report, Check::Keys);
+    assert_eq!(found.len(), 1, "{report}");
+    assert!(
+        found[0].contains("consumer w1-2 of pid 42 (slot 1), stopped gracefully"),
+        "{}",
+        found[0]
+    );
+}
