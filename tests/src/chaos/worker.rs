@@ -1,5 +1,5 @@
 //! The worker process of a chaos run (`chaos_worker`, or `chaos worker`): a redisq
-//! [`Worker`](redisq::Worker) configured from the environment, whose task bodies append
+//! [`Worker`] configured from the environment, whose task bodies append
 //! their executions to a history file of the process's own, and which shuts down
 //! gracefully when a line `stop` arrives on its standard input or the input closes (so
 //! that it also ends when the process that started it dies).
