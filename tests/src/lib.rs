@@ -1,5 +1,7 @@
 //! Code shared by the integration tests in `tests/` and the worker binaries in `src/bin/`
-//! that the crash tests run as child processes.
+//! that the crash tests run as child processes, and the chaos harness ([`chaos`]).
+
+pub mod chaos;
 
 pub mod crash {
     //! The task of the crash test: it records each run in Redis, so that a test can count
