@@ -63,8 +63,8 @@ pub(crate) struct ClaimConnection {
     tokens: HashMap<String, u64>,
     /// The number of the consumer's last call (every settle call has its own).
     seq: u64,
-    /// Per queue, the number of the call that settles the last report sent there: once
-    /// the queue's fence holds it, that report landed.
+    /// Per queue, while a report is in flight there (sent, its reply not read), the number
+    /// of the call that settles it: once the queue's fence holds it, that report landed.
     expected: HashMap<String, u64>,
 }
 
@@ -139,9 +139,10 @@ impl ClaimConnection {
         })
     }
 
-    /// After an error: whether the last report sent on `queue` landed, from the queue's
+    /// After an error: whether the report last sent on `queue` landed, from the queue's
     /// fence of this consumer, whose token it adopts (a claim whose reply was lost made
-    /// one); `None` when the consumer holds no lease there (its tasks went back).
+    /// one). `Some(false)` also when no report is in flight there (the current one was
+    /// never sent); `None` when the consumer holds no lease there (its tasks went back).
     pub(crate) fn landed(&mut self, queue: &str) -> Result<Option<bool>> {
         let key = self.backend.keys(queue).fences();
         let consumer = self.consumer.clone();
@@ -149,17 +150,24 @@ impl ClaimConnection {
             .arg(key)
             .arg(consumer)
             .query(self.con()?)?;
+        let in_flight = self.expected.get(queue).copied();
         match fence.as_deref().and_then(schema::parse_fence) {
             Some((token, seq)) => {
                 self.tokens.insert(queue.to_owned(), token);
-                let expected = self.expected.get(queue).copied().unwrap_or(0);
-                Ok(Some(seq >= expected))
+                Ok(Some(in_flight.is_some_and(|expected| seq >= expected)))
             }
             None => {
                 self.tokens.remove(queue);
                 Ok(None)
             }
         }
+    }
+
+    /// Forgets the report in flight on `queue`, once the consumer has acted on what
+    /// [`landed`](Self::landed) said (it stays in flight until then, so that an error in
+    /// between gets the same answer again).
+    pub(crate) fn forget_in_flight(&mut self, queue: &str) {
+        self.expected.remove(queue);
     }
 
     /// Sends `report` in `mode`: the outcomes too many for one call first, on their own,
@@ -197,6 +205,7 @@ impl ClaimConnection {
             .mode(mode)
             .take(max, track);
         let reply = Reply::parse(call.invocation().invoke(self.con()?)?)?;
+        self.expected.remove(queue);
         match &reply {
             Reply::Stale => return Ok(self.stale(queue)),
             Reply::Ok { token, .. } if *token > 0 && mode != "release" => {
@@ -211,6 +220,7 @@ impl ClaimConnection {
 
     fn stale(&mut self, queue: &str) -> Reply {
         self.tokens.remove(queue);
+        self.expected.remove(queue);
         Reply::Stale
     }
 

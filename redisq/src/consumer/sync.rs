@@ -35,6 +35,8 @@ impl Consumer {
                     None => self.lost_lease(state, queue),
                 }
             }
+            // Acted on: what is in flight there is settled one way or the other.
+            state.redis.forget_in_flight(name);
             if !claimed.is_empty() {
                 state.current = queue;
                 state.taken = claimed;

@@ -162,7 +162,7 @@ local function hand_back(q, keep, expired)
     end
     ahead[l] = ahead[l] + 1
   end
-  redis.call('RPUSH', q.signal, 1)
+  ring(q.signal)
   return #moved
 end
 
