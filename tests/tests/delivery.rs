@@ -95,6 +95,11 @@ fn loud(key: String, size: usize) -> Result<(), String> {
     Err("x".repeat(size))
 }
 
+#[fifo(queue = "same", store_result = false)]
+fn same(key: String) {
+    saw(&key, 0);
+}
+
 #[fifo(queue = "amo")]
 fn held(key: String, n: u64) {
     saw(&key, n);
@@ -411,4 +416,57 @@ fn positions_are_exact_after_blocking_pops_and_hand_backs() {
     }
     open(&key);
     workers.shutdown();
+}
+
+#[test]
+fn lost_replies_never_acknowledge_a_task_that_did_not_run_even_with_identical_payloads() {
+    use redisq_tests::chaos::proxy::{Mode, Proxy};
+    const TASKS: usize = 400;
+    let ns = TestNs::new();
+    let key = ns.name.clone();
+    // A foreign producer's identical payloads: nothing tells one from another.
+    let payload = format!(r#"{{"name":"{}","args":["{key}"]}}"#, same::NAME);
+    let mut pipe = redis::pipe();
+    for _ in 0..TASKS {
+        pipe.cmd("RPUSH")
+            .arg(ns.key("same", "pending"))
+            .arg(&payload)
+            .ignore();
+    }
+    pipe.query::<()>(&mut redisq_test_support::raw()).unwrap();
+    // The worker reaches Redis through a proxy that swallows one reply in four.
+    let upstream = redisq_test_support::redis_url()
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(upstream, 7).unwrap();
+    proxy.set_mode(Mode::DropReplies { one_in: 4 });
+    let through = RedisQueueBackend::new(&proxy.url())
+        .unwrap()
+        .with_namespace(ns.name.clone())
+        .with_block_timeout(Duration::from_millis(200))
+        .with_lease(Duration::from_secs(2));
+    let workers = Worker::builder(through)
+        .queues(["same"])
+        .prefetch(10)
+        .start()
+        .unwrap();
+    wait_until(WAIT, "the queue to drain", || {
+        let stats = ns.backend.queue_stats("same").unwrap();
+        stats.total_pending == 0 && stats.processing == 0
+    });
+    proxy.set_mode(Mode::Pass);
+    workers.shutdown();
+    let ran = seen(&key).len();
+    assert!(
+        ran >= TASKS,
+        "{ran} runs of {TASKS} tasks: some were acknowledged without running"
+    );
+    assert!(
+        proxy.counts().dropped_replies > 0,
+        "the proxy dropped no reply"
+    );
 }
