@@ -22,6 +22,8 @@ use crate::status::WorkerInfo;
 pub(crate) struct Beating {
     /// Its id.
     pub(crate) id: String,
+    /// The queues it serves, in its order.
+    pub(crate) queues: Vec<String>,
     /// What it shares: its tokens and the task it runs.
     pub(crate) shared: Arc<Shared>,
 }
@@ -108,7 +110,10 @@ impl Heartbeat {
             let Some(running) = slot.running.clone() else {
                 continue;
             };
-            let Some(token) = slot.tokens.get(&running.queue).copied() else {
+            let Some(queue) = consumer.queues.get(running.queue) else {
+                continue;
+            };
+            let Some(token) = slot.tokens.get(queue).copied() else {
                 continue;
             };
             if running.since.elapsed() < lease
@@ -117,7 +122,6 @@ impl Heartbeat {
             {
                 continue;
             }
-            let queue = &running.queue;
             match self
                 .backend
                 .hand_back_unstarted(queue, &consumer.id, token, running.until)

@@ -72,24 +72,28 @@ impl<'a> Task<'a> {
     }
 }
 
-/// Why `payload` cannot be a task, in words a user understands: too large (checked
-/// first, without parsing), not UTF-8, not JSON, not an object, or missing or mistyped
-/// fields. `None` when it decodes. (Depth is no reason here: `args` and unknown fields
-/// are not parsed further; arguments too deep for their types fail when the call
-/// deserializes them, and that is a dead letter too.)
-pub(crate) fn undecodable(payload: &[u8], max: usize) -> Option<String> {
+/// Reads a payload taken from a queue as a task, in one pass, or says why it cannot be
+/// one in words a user understands: too large (checked first, without parsing), not UTF-8,
+/// not JSON, not an object, or missing or mistyped fields. (Depth is no reason here:
+/// `args` and unknown fields are not parsed further; arguments too deep for their types
+/// fail when the call deserializes them, and that is a dead letter too.)
+pub(crate) fn read(payload: &[u8], max: usize) -> Result<Task<'_>, String> {
     if payload.len() > max {
-        return Some(format!(
+        return Err(format!(
             "payload is {} bytes, more than the {max} allowed (with_max_payload)",
             payload.len()
         ));
     }
     let Ok(text) = std::str::from_utf8(payload) else {
-        return Some("payload is not valid UTF-8".to_owned());
+        return Err("payload is not valid UTF-8".to_owned());
     };
-    let err = Task::decode(text).err()?;
+    Task::decode(text).map_err(|err| reason(text, &err))
+}
+
+/// Why `text` did not decode, in words.
+fn reason(text: &str, err: &serde_json::Error) -> String {
     let shape = match text.trim_start().bytes().next() {
-        None => return Some("payload is empty".to_owned()),
+        None => return "payload is empty".to_owned(),
         Some(b'{') => None,
         Some(b'[') => Some("a JSON array"),
         Some(b'"') => Some("a JSON string"),
@@ -99,7 +103,7 @@ pub(crate) fn undecodable(payload: &[u8], max: usize) -> Option<String> {
         Some(_) => None,
     };
     let message = err.to_string();
-    Some(if err.is_syntax() || err.is_eof() {
+    if err.is_syntax() || err.is_eof() {
         format!("payload is not JSON: {message}")
     } else if let Some(shape) = shape {
         format!("payload is {shape}, expected an object with the task's `name`")
@@ -107,7 +111,7 @@ pub(crate) fn undecodable(payload: &[u8], max: usize) -> Option<String> {
         "payload has no `name`: it must name the task to run".to_owned()
     } else {
         format!("payload does not have the task's shape: {message}")
-    })
+    }
 }
 
 /// Appends a new task to `buf`: `{"id":…,"name":…,"queue":…,"args":…,"enqueued_at":…}`.
@@ -393,7 +397,7 @@ mod tests {
 
     #[test]
     fn undecodable_payloads_get_reasons_in_words() {
-        let reason = |p: &str| undecodable(p.as_bytes(), 1 << 20).unwrap_or_default();
+        let reason = |p: &str| read(p.as_bytes(), 1 << 20).err().unwrap_or_default();
         assert_eq!(reason(r#"{"name":"f"}"#), "");
         assert_eq!(
             reason("[1,2]"),
@@ -425,12 +429,12 @@ mod tests {
             "a deep payload is rewritten for its retry"
         );
         assert_eq!(
-            undecodable(&[0xff, 0xfe], 10),
-            Some("payload is not valid UTF-8".to_owned())
+            read(&[0xff, 0xfe], 10).err().as_deref(),
+            Some("payload is not valid UTF-8")
         );
         assert_eq!(
-            undecodable(&[b' '; 11], 10),
-            Some("payload is 11 bytes, more than the 10 allowed (with_max_payload)".to_owned())
+            read(&[b' '; 11], 10).err().as_deref(),
+            Some("payload is 11 bytes, more than the 10 allowed (with_max_payload)")
         );
     }
 

@@ -291,7 +291,7 @@ impl ClaimConnection {
     }
 }
 
-/// What `settle.lua` answers: `{ status, token, n, items… }`.
+/// What `settle.lua` answers: `{ status, token, n, { items… } }`.
 #[derive(Debug, PartialEq, Eq)]
 enum Reply {
     Ok {
@@ -303,21 +303,16 @@ enum Reply {
 }
 
 impl Reply {
-    fn parse(mut reply: Vec<Payload>) -> Result<Reply> {
-        let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok());
-        if reply.first().map(Vec::as_slice) == Some(b"stale") {
+    fn parse(reply: (String, String, String, Vec<Payload>)) -> Result<Reply> {
+        let (status, token, n, items) = reply;
+        if status == "stale" {
             return Ok(Reply::Stale);
         }
-        let (Some(token), Some(n)) = (
-            reply.get(1).and_then(|t| number(t)),
-            reply.get(2).and_then(|t| number(t)),
-        ) else {
+        let (Ok(token), Ok(n)) = (token.parse(), n.parse()) else {
             return Err(Error::Internal(format!(
-                "unexpected settle reply of {} parts",
-                reply.len()
+                "unexpected settle reply `{status} {token} {n}`"
             )));
         };
-        let items = reply.split_off(3.min(reply.len()));
         Ok(Reply::Ok { token, n, items })
     }
 }

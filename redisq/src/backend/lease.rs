@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use redis::ScriptInvocation;
-
-use super::scripts::{EXPIRED, RECOVER, RENEW, RETENTION};
+use super::scripts::{Call, Function, EXPIRED, RECOVER, RENEW, RETENTION};
 use super::settle::settle_call;
 use super::RedisQueueBackend;
 use crate::clock::millis;
@@ -37,7 +35,7 @@ impl RedisQueueBackend {
         let mut con = self.connection()?;
         let mut total = 0;
         loop {
-            let mut list = EXPIRED.prepare_invoke();
+            let mut list = EXPIRED.call();
             for key in keys.script_keys(NO_CONSUMER) {
                 list.key(key);
             }
@@ -118,8 +116,9 @@ impl RedisQueueBackend {
             .mode("evict")
             .invocation();
         let mut con = self.connection()?;
-        let reply: Vec<String> = con.run(|c| invocation.invoke(c))?;
-        Ok(reply.get(2).and_then(|n| n.parse().ok()).unwrap_or(0))
+        let (_, _, moved, _): (String, String, String, Vec<Vec<u8>>) =
+            con.run(|c| invocation.invoke(c))?;
+        Ok(moved.parse().unwrap_or(0))
     }
 
     /// Applies `queue`'s dead-letter bounds now; says how many letters went.
@@ -137,11 +136,11 @@ impl RedisQueueBackend {
     /// `script` with `queue`'s keys (and `consumer`'s) as its first `KEYS`.
     pub(super) fn queue_script(
         &self,
-        script: &'static redis::Script,
+        script: &'static Function,
         queue: &str,
         consumer: &str,
-    ) -> ScriptInvocation<'static> {
-        let mut invocation = script.prepare_invoke();
+    ) -> Call {
+        let mut invocation = script.call();
         for key in self.keys(queue).script_keys(consumer) {
             invocation.key(key);
         }

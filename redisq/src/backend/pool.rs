@@ -36,7 +36,14 @@ pub(crate) struct Pool {
     /// The bound on connecting plus the first command, and on each later command.
     timeout: Duration,
     max_idle: usize,
-    idle: Mutex<Vec<redis::Connection>>,
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// A pooled connection and the socket timeouts it has (read and write, set together).
+struct Conn {
+    con: redis::Connection,
+    /// The socket's read and write timeouts, as last set (`None`: not set yet).
+    armed: Option<Duration>,
 }
 
 impl Pool {
@@ -83,7 +90,10 @@ impl Pool {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let con = match idle {
             Some(con) => con,
-            None => self.open(deadline)?,
+            None => Conn {
+                con: self.open(deadline)?,
+                armed: None,
+            },
         };
         Ok(Pooled {
             pool: self,
@@ -110,7 +120,8 @@ impl Pool {
             .get_connection_with_timeout(left)
             .map_err(|err| self.explain(err))?;
         if self.db != 0 {
-            let mut bounded = Bounded::new(&mut con, self, deadline);
+            let mut armed = None;
+            let mut bounded = Bounded::new(&mut con, &mut armed, self, deadline);
             redis::cmd("SELECT")
                 .arg(self.db)
                 .query::<()>(&mut bounded)?;
@@ -139,7 +150,7 @@ impl Pool {
         }
     }
 
-    fn put_back(&self, con: redis::Connection) {
+    fn put_back(&self, con: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < self.max_idle {
                 idle.push(con);
@@ -169,7 +180,7 @@ fn left(deadline: Instant) -> Option<Duration> {
 /// A connection borrowed from the pool; returned on drop unless it broke.
 pub(crate) struct Pooled<'a> {
     pool: &'a Pool,
-    con: Option<redis::Connection>,
+    con: Option<Conn>,
     broken: bool,
     /// The first command's deadline, set when the connection was taken (or opened).
     deadline: Option<Instant>,
@@ -195,7 +206,12 @@ impl Pooled<'_> {
             .deadline
             .take()
             .unwrap_or_else(|| Instant::now() + self.pool.timeout);
-        let result = f(&mut Bounded::new(con, self.pool, deadline));
+        let result = f(&mut Bounded::new(
+            &mut con.con,
+            &mut con.armed,
+            self.pool,
+            deadline,
+        ));
         if let Err(err) = &result {
             if is_connection_error(err) || is_auth_error(err) {
                 self.broken = true;
@@ -208,7 +224,7 @@ impl Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(con) = self.con.take() {
-            if !self.broken && redis::ConnectionLike::is_open(&con) {
+            if !self.broken && redis::ConnectionLike::is_open(&con.con) {
                 self.pool.put_back(con);
             }
         }
@@ -220,44 +236,48 @@ impl Drop for Pooled<'_> {
 /// scripts run on it as on the connection itself.
 pub(crate) struct Bounded<'a> {
     con: &'a mut redis::Connection,
+    /// The socket's read and write timeouts as last set: they are set again only when
+    /// what is left of the deadline has fallen more than a tenth of the timeout below
+    /// them, so that a read ends by the deadline give or take that tenth, without system
+    /// calls on a request that has its time.
+    armed: &'a mut Option<Duration>,
     pool: &'a Pool,
     deadline: Instant,
-    /// When the read timeout was last set: it is set again once a tenth of the timeout
-    /// has passed, so that the last read of a pipeline ends by the deadline give or take
-    /// that tenth, without a system call per reply.
-    armed_at: Option<Instant>,
 }
 
 impl<'a> Bounded<'a> {
-    fn new(con: &'a mut redis::Connection, pool: &'a Pool, deadline: Instant) -> Bounded<'a> {
+    fn new(
+        con: &'a mut redis::Connection,
+        armed: &'a mut Option<Duration>,
+        pool: &'a Pool,
+        deadline: Instant,
+    ) -> Bounded<'a> {
         Bounded {
             con,
+            armed,
             pool,
             deadline,
-            armed_at: None,
         }
     }
 
-    /// Sets the socket's read and write timeouts to what is left, before a send.
+    /// Makes the socket's timeouts at most what is left (and a tenth of the timeout).
     fn arm(&mut self) -> redis::RedisResult<()> {
         let left = left(self.deadline).ok_or_else(|| self.pool.timed_out())?;
+        if self
+            .armed
+            .is_some_and(|armed| armed <= left + self.pool.timeout / 10)
+        {
+            return Ok(());
+        }
         self.con.set_write_timeout(Some(left))?;
         self.con.set_read_timeout(Some(left))?;
-        self.armed_at = Some(Instant::now());
+        *self.armed = Some(left);
         Ok(())
     }
 
-    /// Reads one reply, first shortening the read timeout to what is left when it was set
-    /// more than a tenth of the timeout ago.
+    /// Reads one reply within what is left.
     fn recv(&mut self) -> redis::RedisResult<redis::Value> {
-        let stale = self
-            .armed_at
-            .is_none_or(|at| at.elapsed() > self.pool.timeout / 10);
-        if stale {
-            let left = left(self.deadline).ok_or_else(|| self.pool.timed_out())?;
-            self.con.set_read_timeout(Some(left))?;
-            self.armed_at = Some(Instant::now());
-        }
+        self.arm()?;
         self.con
             .recv_response()
             .map_err(|err| self.pool.explain(err))

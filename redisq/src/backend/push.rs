@@ -27,10 +27,10 @@ impl RedisQueueBackend {
     /// status records when it keeps them, and rings the queue's signal list: one round
     /// trip for up to a thousand tasks with records, one for any number without.
     ///
-    /// Without records it sends a plain pipeline — `RPUSH`, `HINCRBY` of the lane's
-    /// count, `RPUSH` of one wake-up token (claims trim them), and `SADD` of the queue on
-    /// this backend's first push there — because entering a Lua script costs about as
-    /// much again as the `RPUSH` itself. With records, `enqueue.lua` numbers the tasks in
+    /// Without records it sends a plain pipeline — `HINCRBY` of the lane's count, `RPUSH`,
+    /// `RPUSH` of one wake-up token (claims trim them), and `SADD` of the queue on this
+    /// backend's first push there — because entering a Lua script costs about as much
+    /// again as the `RPUSH` itself. With records, `enqueue.lua` numbers the tasks in
     /// their lane and writes each record with its number.
     pub(crate) fn push(&self, batch: &Batch<'_>, priority: Priority) -> Result<()> {
         if batch.tasks.is_empty() {
@@ -43,8 +43,9 @@ impl RedisQueueBackend {
         if batch.records {
             let created_at = now_millis();
             for chunk in batch.tasks.chunks(CHUNK) {
-                let mut invocation = ENQUEUE.key(&lane);
+                let mut invocation = ENQUEUE.call();
                 invocation
+                    .key(&lane)
                     .key(keys.signal())
                     .key(keys.counters())
                     .key(ns.queues());
@@ -63,9 +64,16 @@ impl RedisQueueBackend {
             }
             return Ok(());
         }
-        // MULTI/EXEC: at Redis's memory limit the push is refused whole, not half-counted.
+        // The count first: at Redis's memory limit, where a command may be refused after
+        // the one before it was not, a refused push then leaves no task the count misses
+        // (a count without its task only makes the positions of the tasks queued before
+        // it read low until they are taken). The wake-up token last, after the tasks.
         let mut pipe = redis::pipe();
-        pipe.atomic();
+        pipe.cmd("HINCRBY")
+            .arg(keys.counters())
+            .arg(pushed_counter(priority))
+            .arg(batch.tasks.len())
+            .ignore();
         for chunk in batch.tasks.chunks(CHUNK) {
             let mut rpush = redis::cmd("RPUSH");
             rpush.arg(&lane);
@@ -74,11 +82,6 @@ impl RedisQueueBackend {
             }
             pipe.add_command(rpush).ignore();
         }
-        pipe.cmd("HINCRBY")
-            .arg(keys.counters())
-            .arg(pushed_counter(priority))
-            .arg(batch.tasks.len())
-            .ignore();
         pipe.cmd("RPUSH").arg(keys.signal()).arg(1).ignore();
         if self.first_push(batch.queue) {
             pipe.cmd("SADD").arg(ns.queues()).arg(batch.queue).ignore();

@@ -175,7 +175,7 @@ impl RedisQueueBackend {
         let deadline = Instant::now() + timeout;
         // Mark the record as waited on first: a worker finishing it from now on rings.
         let mut con = self.connection()?;
-        let marked: bool = con.run(|c| WAIT.key(&key).invoke(c))?;
+        let marked: bool = con.run(|c| WAIT.call().key(&key).invoke(c))?;
         drop(con);
         if !marked {
             return Ok(None);

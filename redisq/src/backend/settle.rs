@@ -1,10 +1,8 @@
 //! One call of `settle.lua`: this file alone knows the script's argument layout
 //! (documented at the top of `lua/settle.lua`).
 
-use redis::ScriptInvocation;
-
 use super::report::{Marked, Outcome, Report, Tally};
-use super::scripts::SETTLE;
+use super::scripts::{Call, SETTLE};
 use super::RedisQueueBackend;
 use crate::clock::millis;
 use crate::schema::{status_name, QueueKeys};
@@ -95,10 +93,10 @@ impl<'a> SettleCall<'a> {
     }
 
     /// The script call: the layout documented at the top of `settle.lua`.
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+    pub(super) fn invocation(&self) -> Call {
         let config = self.backend.config();
         let ns = self.backend.namespace_keys();
-        let mut invocation = SETTLE.prepare_invoke();
+        let mut invocation = SETTLE.call();
         for key in self.keys.script_keys(self.consumer) {
             invocation.key(key);
         }
@@ -141,7 +139,7 @@ impl<'a> SettleCall<'a> {
 }
 
 /// The seven script arguments of an outcome (see `apply_outcomes` in `outcomes.lua`).
-fn add_outcome(invocation: &mut ScriptInvocation<'_>, outcome: &Outcome) {
+fn add_outcome(invocation: &mut Call, outcome: &Outcome) {
     let (kind, id, attempts, started_at, text, member, delay): (_, _, _, _, &str, &[u8], u64) =
         match outcome {
             Outcome::Retry {

@@ -303,7 +303,7 @@ impl Consumer {
                 }
                 let span = if queue.batch > 0 { queue.batch } else { 1 };
                 slot.running = Some(Running {
-                    queue: queue.name.clone(),
+                    queue: state.current,
                     since: Instant::now(),
                     until: (done + span).min(state.taken.len()),
                     taken: state.taken.len(),

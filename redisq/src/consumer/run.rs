@@ -25,17 +25,12 @@ impl Consumer {
         let Some(payload) = payloads.first() else {
             return 0;
         };
-        let max = self.backend.config().max_payload;
-        if let Some(reason) = wire::undecodable(payload, max) {
-            recorder.dead(payload, None, None, 0, 0, &reason);
-            return 1;
-        }
-        // `undecodable` said it decodes.
-        let Some(task) = std::str::from_utf8(payload)
-            .ok()
-            .and_then(|t| Task::decode(t).ok())
-        else {
-            return 1;
+        let task = match wire::read(payload, self.backend.config().max_payload) {
+            Ok(task) => task,
+            Err(reason) => {
+                recorder.dead(payload, None, None, 0, 0, &reason);
+                return 1;
+            }
         };
         let id = task
             .id
@@ -108,17 +103,10 @@ impl Consumer {
         let mut oldest: Option<u64> = None;
         let mut used = 0;
         let max = self.backend.config().max_payload;
-        let tasks = payloads.iter().take(def.batch.max(1)).map(|payload| {
-            let task = wire::undecodable(payload, max)
-                .is_none()
-                .then(|| {
-                    std::str::from_utf8(payload)
-                        .ok()
-                        .and_then(|t| Task::decode(t).ok())
-                })
-                .flatten();
-            (payload, task)
-        });
+        let tasks = payloads
+            .iter()
+            .take(def.batch.max(1))
+            .map(|payload| (payload, wire::read(payload, max).ok()));
         for (payload, task) in tasks {
             let Some(task) = task.filter(|t| t.name == def.name && !t.batch) else {
                 break;

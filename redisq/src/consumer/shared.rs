@@ -28,8 +28,8 @@ pub(crate) struct Slot {
 /// The task a consumer runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Running {
-    /// Its queue.
-    pub(crate) queue: String,
+    /// Its queue, by its place in the consumer's queues.
+    pub(crate) queue: usize,
     /// When it started.
     pub(crate) since: Instant,
     /// How many of the tasks the consumer took it and the ones before it cover: the rest

@@ -302,7 +302,7 @@ mod tests {
                 seq: -3
             })
         );
-        assert_eq!(parse_fence("12:40"), Some((12, 40)));
+        assert_eq!(parse_fence("12:40:1"), Some((12, 40)));
         assert_eq!(parse_fence("12"), None);
         assert_eq!(
             State::parse("p:1700:abc-1"),

@@ -147,10 +147,13 @@ pub(crate) fn lane_index(lane: Priority) -> usize {
     LANES.iter().position(|l| *l == lane).map_or(2, |i| i + 1)
 }
 
-/// A consumer's fence as the `fences` hash holds it: `<token>:<settle sequence>`.
+/// A consumer's fence as the `fences` hash holds it: `<token>:<settle number>:<1 when its
+/// claimed list has lane segments>`; the token and the settle number.
 pub(crate) fn parse_fence(value: &str) -> Option<(u64, u64)> {
-    let (token, seq) = value.split_once(':')?;
-    Some((token.parse().ok()?, seq.parse().ok()?))
+    let mut parts = value.split(':');
+    let token = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    Some((token, seq))
 }
 
 /// The minute a Unix time in milliseconds falls in: the throughput hash's field.

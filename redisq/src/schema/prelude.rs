@@ -58,14 +58,22 @@ pub(crate) fn lua_prelude() -> String {
     lua.push_str(
         "local function state_queued(lane, seq) return 'q:' .. lane .. ':' .. seq end\n\
          local function state_processing(now, consumer) return 'p:' .. now .. ':' .. consumer end\n\
-         local function fence_value(token, seq) return token .. ':' .. seq end\n\
+         local function fence_value(token, seq, segmented)\n  \
+           return token .. ':' .. seq .. ':' .. (segmented and '1' or '0')\nend\n\
+         local function fence_parse(value)\n  \
+           local token, seq, segmented = string.match(value or '', '^(%d+):(%d+):?([01]?)$')\n  \
+           return tonumber(token), tonumber(seq), segmented == '1'\nend\n\
          local function segment_value(lane, count) return lane .. ':' .. count end\n\
          local function segment_parse(value)\n  \
            local lane, count = string.match(value, '^(%d+):(%d+)$')\n  \
-           return tonumber(lane), tonumber(count)\nend\n\
-         local function fence_parse(value)\n  \
-           local token, seq = string.match(value or '', '^(%d+):(%d+)$')\n  \
-           return tonumber(token), tonumber(seq)\nend\n",
+           return tonumber(lane), tonumber(count)\nend\n",
     );
     lua
+}
+#[cfg(test)]
+mod dump {
+    #[test]
+    fn dump_prelude() {
+        std::fs::write("/tmp/prelude.lua", super::lua_prelude()).unwrap();
+    }
 }

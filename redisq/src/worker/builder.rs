@@ -173,6 +173,7 @@ impl WorkerBuilder {
                 let consumer_id = consumer.id.clone();
                 beating.push(Beating {
                     id: consumer_id.clone(),
+                    queues: names.clone(),
                     shared: consumer.shared.clone(),
                 });
                 let handle = thread::Builder::new()

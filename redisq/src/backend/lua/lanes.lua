@@ -23,9 +23,6 @@ end
 -- had a lease run out while held (a suspect, maybe a poison pill), which is taken alone,
 -- first or not at all. Returns the count and, when the first is a suspect, its count.
 local function takeable(q, lane, want, first)
-  if redis.call('HLEN', q.deliveries) == 0 then
-    return want, 0
-  end
   local head = redis.call('LRANGE', lane, 0, want - 1)
   for i = 1, #head do
     local expired = redis.call('HGET', q.deliveries, delivery_key(head[i]))
@@ -39,22 +36,26 @@ local function takeable(q, lane, want, first)
   return #head, 0
 end
 
--- Takes up to max tasks, high lane first, into the claimed list (with a segment per lane
--- taken from, so that a hand-back restores each lane), or only pops them (at most once,
--- claimed false). A suspect (see takeable) comes alone, and only when alone allows. When track, marks the tasks
--- processing in the state hash. Taking nothing clears the signal list, so that a consumer
--- blocked on it wakes only for tasks pushed after; taking some trims it to a few tokens.
--- Returns the payloads and the suspect's count (0: none).
-local function take(q, max, now, consumer, track, claimed, alone)
-  local items, suspect = {}, 0
+-- Takes up to max tasks, high lane first, into the claimed list, or only pops them (at
+-- most once, claimed false). While the claimed list holds only normal-lane tasks it has no
+-- segments; once a claim takes from another lane, segments (one per lane a claim took
+-- from, the earlier tasks as one normal segment) describe all of it, so that a hand-back
+-- restores each lane (segmented says which, before and after). When suspects (the queue
+-- has delivery counts), a suspect (see takeable) comes alone, and only when alone allows.
+-- When track, marks the tasks processing in the state hash. Taking nothing clears the
+-- signal list, so that a consumer blocked on it wakes only for tasks pushed after; taking
+-- some trims it to a few tokens. Returns the payloads, the suspect's count (0: none) and
+-- whether the claimed list is segmented.
+local function take(q, max, now, consumer, track, claimed, alone, suspects, segmented)
+  local items, suspect, parts = {}, 0, {}
   for l = 1, 3 do
     local want = max - #items
     if want <= 0 then
       break
     end
-    local lane = q['lane_' .. LANE_NAMES[l]]
+    local lane = q.lanes[l]
     local n, count = want, 0
-    if claimed then
+    if claimed and suspects then
       n, count = takeable(q, lane, want, alone and #items == 0)
     end
     local got = n > 0 and redis.call('LPOP', lane, n)
@@ -62,19 +63,31 @@ local function take(q, max, now, consumer, track, claimed, alone)
       for j = 1, #got do
         items[#items + 1] = got[j]
       end
-      if claimed then
-        push_range(q.claimed, got, 1, #got)
-        redis.call('RPUSH', q.segments, segment_value(l, #got))
-      end
+      parts[#parts + 1] = { l, #got }
     end
     suspect = count
-    if count > 0 or n < want and redis.call('LLEN', lane) > 0 then
+    if count > 0 or (suspects and n < want and redis.call('LLEN', lane) > 0) then
       break
     end
   end
   if #items == 0 then
     redis.call('DEL', q.signal)
-    return items, 0
+    return items, 0, segmented
+  end
+  if claimed then
+    if not segmented and (#parts > 1 or parts[1][1] ~= NORMAL) then
+      local held = redis.call('LLEN', q.claimed)
+      if held > 0 then
+        redis.call('RPUSH', q.segments, segment_value(NORMAL, held))
+      end
+      segmented = true
+    end
+    push_range(q.claimed, items, 1, #items)
+    if segmented then
+      for i = 1, #parts do
+        redis.call('RPUSH', q.segments, segment_value(parts[i][1], parts[i][2]))
+      end
+    end
   end
   redis.call('LTRIM', q.signal, -SIGNAL_MAX, -1)
   if track then
@@ -83,34 +96,40 @@ local function take(q, max, now, consumer, track, claimed, alone)
       return value
     end)
   end
-  return items, suspect
+  return items, suspect, segmented
 end
 
 -- Drops the first done tasks of the claimed list (acknowledged) and their segments, and
--- forgets their delivery counts.
-local function acknowledge(q, done)
+-- forgets their delivery counts (when suspects). Returns whether the list is still
+-- segmented.
+local function acknowledge(q, done, suspects, segmented)
   if done <= 0 then
-    return
+    return segmented
   end
-  if redis.call('HLEN', q.deliveries) > 0 then
+  if suspects then
     local acked = redis.call('LRANGE', q.claimed, 0, done - 1)
     for i = 1, #acked do
       redis.call('HDEL', q.deliveries, delivery_key(acked[i]))
     end
   end
   redis.call('LTRIM', q.claimed, done, -1)
+  if not segmented then
+    return false
+  end
   local left = done
   while left > 0 do
     local segment = redis.call('LPOP', q.segments)
     if not segment then
-      break
+      return false
     end
     local l, count = segment_parse(segment)
     if count > left then
       redis.call('LPUSH', q.segments, segment_value(l, count - left))
+      return true
     end
     left = left - count
   end
+  return redis.call('LLEN', q.segments) > 0
 end
 
 -- Moves the tasks of a consumer's claimed list after the first keep back to the head of
@@ -127,7 +146,7 @@ local function hand_back(q, keep, expired)
       l, count = segment_parse(segment)
     end
     local n = math.min(count, len - keep)
-    local lane = q['lane_' .. LANE_NAMES[l]]
+    local lane = q.lanes[l]
     for _ = 1, n do
       local item = redis.call('LMOVE', q.claimed, lane, 'RIGHT', 'LEFT')
       moved[#moved + 1] = { l, item }
@@ -155,7 +174,7 @@ local function hand_back(q, keep, expired)
     local l, item = moved[i][1], moved[i][2]
     local id = payload_id(item)
     if id and redis.call('HEXISTS', q.state, id) == 1 then
-      local lane = q['lane_' .. LANE_NAMES[l]]
+      local lane = q.lanes[l]
       local pushed = tonumber(redis.call('HGET', q.counters, PUSHED[l]) or '0')
       local seq = pushed - redis.call('LLEN', lane) + 1 + ahead[l]
       redis.call('HSET', q.state, id, state_queued(l, seq))

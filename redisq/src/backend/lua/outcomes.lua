@@ -28,7 +28,7 @@ end
 -- Returns whether any dead letter was written.
 local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead)
   local any_dead = false
-  local score = now_us()
+  local score = n > 0 and now_us() or 0
   for k = 1, n do
     local a = at + 7 * (k - 1)
     local kind, id, attempts, started = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
@@ -110,9 +110,9 @@ local function tally(q, processed, failed, retried, dead, samples, now)
     redis.call('HINCRBY', q.stats, STAT.processed, processed)
     redis.call('HSET', q.stats, STAT.last_processed, now)
     local minute = math.floor(now / MINUTE_MS)
-    redis.call('HINCRBY', q.throughput, minute, processed)
-    redis.call('EXPIRE', q.throughput, THROUGHPUT_TTL)
-    if redis.call('HLEN', q.throughput) > 3 then
+    -- A minute's first count: the hash lives on for a few minutes, without older ones.
+    if redis.call('HINCRBY', q.throughput, minute, processed) == processed then
+      redis.call('EXPIRE', q.throughput, THROUGHPUT_TTL)
       for _, field in ipairs(redis.call('HKEYS', q.throughput)) do
         if tonumber(field) < minute - 1 then
           redis.call('HDEL', q.throughput, field)
@@ -130,9 +130,11 @@ local function tally(q, processed, failed, retried, dead, samples, now)
     redis.call('HINCRBY', q.stats, STAT.dead, dead)
   end
   if samples ~= '' then
+    local each = {}
     for sample in string.gmatch(samples, '[^,]+') do
-      redis.call('LPUSH', q.latency, sample)
+      each[#each + 1] = sample
     end
+    redis.call('LPUSH', q.latency, unpack(each))
     redis.call('LTRIM', q.latency, 0, LATENCY_MAX - 1)
   end
 end

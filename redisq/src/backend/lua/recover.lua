@@ -5,7 +5,7 @@
 -- counting a delivery for each, and its lease and fence go; -1 while the lease is current.
 -- "unstarted": those after the first keep (the task it runs and those it finished), when
 -- the token is its fence (-1 otherwise); it keeps its lease.
-local q = queue_keys()
+local q = queue()
 local consumer, mode = ARGV[1], ARGV[2]
 if mode == 'expired' then
   local deadline = redis.call('ZSCORE', q.leases, consumer)

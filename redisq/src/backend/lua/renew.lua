@@ -1,7 +1,7 @@
 -- Renews the leases of consumers of one queue whose token is still their fence; returns
 -- the consumers whose lease is gone (recovered: they will find out when they settle).
 -- KEYS: the queue's keys (queue_keys()). ARGV[1] lease (ms), then (consumer, token) pairs
-local q = queue_keys()
+local q = queue()
 local deadline = now_ms() + tonumber(ARGV[1])
 local lost = {}
 for i = 2, #ARGV, 2 do

@@ -2,7 +2,7 @@
 -- marks the task's record queued there again (kept until it finishes anew).
 -- KEYS: the queue's keys (queue_keys()), then the task's record.
 -- ARGV[1] the dead-letter record, [2] the payload to push
-local q = queue_keys()
+local q = queue()
 if redis.call('ZREM', q.dead, ARGV[1]) == 0 then
   return 0
 end

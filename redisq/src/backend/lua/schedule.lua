@@ -3,7 +3,7 @@
 -- KEYS: the queue's keys (queue_keys()), the known queues set, then the record of each
 -- task (none without records). ARGV[1] delay (ms), [2] queue, [3] task name, [4] "1" for
 -- records, [5..] the payloads
-local q = queue_keys()
+local q = queue()
 local now = now_ms()
 local due = now + tonumber(ARGV[1])
 local records = ARGV[4] == '1'

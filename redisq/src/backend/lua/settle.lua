@@ -15,36 +15,36 @@
 -- large for one call); "release" acknowledges, records and hands every other claimed task
 -- back, dropping the lease; "evict" hands everything back unfenced (the consumer's own
 -- worker, at a shutdown deadline).
--- Replies { status, token, n, items... }: status "ok", or "stale" when the token is not
--- the consumer's fence (its lease ran out and its tasks went back: nothing was done);
--- n is the suspect's count for a claim (0: none), the tasks moved for a release.
-local q = queue_keys()
+-- Replies { status, token, n, items }: status "ok", or "stale" when the token is not the
+-- consumer's fence (its lease ran out and its tasks went back: nothing was done); n is the
+-- suspect's count for a claim (0: none), the tasks moved for a release.
+local q = queue()
 local now = now_ms()
 local consumer, mode = ARGV[1], ARGV[3]
 local token, seq, done = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max, track = tonumber(ARGV[7]), ARGV[8] == '1'
 local forget = tonumber(ARGV[19])
 local at = 20 + forget
+local claim = mode == 'claim' or mode == 'fill'
 
 if mode == 'evict' then
   local moved = hand_back(q, 0, false)
   drop_lease(q, consumer)
-  return { 'ok', '0', tostring(moved) }
+  return { 'ok', '0', tostring(moved), {} }
 end
-local claim = mode == 'claim' or mode == 'fill'
+local segmented = false
 if claim or mode == 'release' or (mode == 'record' and token > 0) then
-  local held = fence_parse(redis.call('HGET', q.fences, consumer))
+  local held, _, lanes = fence_parse(redis.call('HGET', q.fences, consumer))
   local reports = done > 0 or forget > 0 or tonumber(ARGV[at]) > 0
   if (token > 0 and held ~= token) or (token == 0 and (held or reports)) then
-    return { 'stale', '0', '0' }
+    return { 'stale', '0', '0', {} }
   end
-  if token > 0 then
-    redis.call('HSET', q.fences, consumer, fence_value(token, seq))
-  end
+  segmented = lanes
 end
+local suspects = (claim or mode == 'release') and redis.call('HLEN', q.deliveries) > 0
 
 if claim or mode == 'release' then
-  acknowledge(q, done)
+  segmented = acknowledge(q, done, suspects, segmented)
 end
 for i = 20, 19 + forget, CHUNK do
   redis.call('HDEL', q.state, unpack(ARGV, i, math.min(i + CHUNK - 1, 19 + forget)))
@@ -61,27 +61,27 @@ tally(q, tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(AR
   ARGV[18], now)
 
 if mode == 'record' then
-  return { 'ok', tostring(token), '0' }
+  if token > 0 then
+    redis.call('HSET', q.fences, consumer, fence_value(token, seq, segmented))
+  end
+  return { 'ok', tostring(token), '0', {} }
 end
 if mode == 'release' then
   local moved = hand_back(q, 0, false)
   drop_lease(q, consumer)
-  return { 'ok', '0', tostring(moved) }
+  return { 'ok', '0', tostring(moved), {} }
 end
 promote(q, math.max(max, 100), now, track)
+local items, suspect = {}, 0
+if max > 0 then
+  items, suspect, segmented = take(q, max, now, consumer, track, claim, mode == 'claim',
+    suspects, segmented)
+end
 if claim then
   if token == 0 then
     token = redis.call('HINCRBY', q.counters, FENCE_COUNTER, 1)
-    redis.call('HSET', q.fences, consumer, fence_value(token, seq))
   end
+  redis.call('HSET', q.fences, consumer, fence_value(token, seq, segmented))
   redis.call('ZADD', q.leases, now + tonumber(ARGV[2]), consumer)
 end
-local items, suspect = {}, 0
-if max > 0 then
-  items, suspect = take(q, max, now, consumer, track, claim, mode == 'claim')
-end
-local reply = { 'ok', tostring(token), tostring(suspect) }
-for i = 1, #items do
-  reply[i + 3] = items[i]
-end
-return reply
+return { 'ok', tostring(token), tostring(suspect), items }
