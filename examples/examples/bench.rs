@@ -66,6 +66,9 @@ struct Args {
     /// Skip the 1,000,000-task backlog.
     #[arg(long)]
     skip_backlog: bool,
+    /// Only the ceilings and the end-to-end figures (to compare two builds quickly).
+    #[arg(long)]
+    e2e_only: bool,
     /// The Redis server.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     url: String,
@@ -235,6 +238,9 @@ impl Bench {
         }
         let sequential = self.sequential_rates(&payload)?;
         let ceilings = self.ceilings(&payload, sequential.rpush)?;
+        if args.e2e_only {
+            return self.e2e_figures(&ceilings);
+        }
         self.enqueue_figures(&ceilings, sequential.enqueue)?;
         self.e2e_figures(&ceilings)?;
         self.latency_figures()?;
