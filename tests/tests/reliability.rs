@@ -442,6 +442,39 @@ fn expired_leases_are_recovered_to_the_head_of_the_queue_in_order() {
 }
 
 #[test]
+fn a_worker_recovers_expired_leases_of_queues_nobody_serves() {
+    let ns = TestNs::new();
+    let mut con = raw();
+    // A dead consumer's tasks on a queue no live worker serves, the queue known.
+    let _: () = redis::cmd("RPUSH")
+        .arg(ns.key("orphan", "claimed:ghost"))
+        .arg("a")
+        .arg("b")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(ns.key("orphan", "leases"))
+        .arg(1)
+        .arg("ghost")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg(format!("{}:queues", ns.name))
+        .arg("orphan")
+        .query(&mut con)
+        .unwrap();
+    let workers = Worker::builder(ns.backend.clone())
+        .queues(["later"])
+        .start()
+        .unwrap();
+    wait_until(WAIT, "a worker of another queue to hand them back", || {
+        ns.llen("orphan", "pending") == 2
+    });
+    assert_eq!(ns.llen("orphan", "claimed:ghost"), 0);
+    workers.shutdown();
+}
+
+#[test]
 fn a_running_worker_recovers_a_dead_consumer_s_tasks_by_itself() {
     let ns = TestNs::new();
     let backend = ns.backend.clone().with_lease(Duration::from_millis(600));
