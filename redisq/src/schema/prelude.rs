@@ -70,10 +70,3 @@ pub(crate) fn lua_prelude() -> String {
     );
     lua
 }
-#[cfg(test)]
-mod dump {
-    #[test]
-    fn dump_prelude() {
-        std::fs::write("/tmp/prelude.lua", super::lua_prelude()).unwrap();
-    }
-}
