@@ -54,8 +54,8 @@ pub use dead::DeadLetter;
 pub use error::{Error, Result};
 pub use producer::{init, Dispatch};
 pub use status::{
-    Durability, Health, Percentiles, ProcessorStats, QueueStats, RedisSettings, Stats, Survival,
-    TaskInfo, TaskStatus, WorkerInfo,
+    Durability, Health, KeyLoad, Percentiles, ProcessorStats, QueueOwner, QueueStats,
+    RedisSettings, Stats, Survival, TaskInfo, TaskStatus, WorkerInfo,
 };
 pub use task::{Priority, TaskId};
 pub use worker::{threaded_worker, Worker, WorkerBuilder, WorkerCounts};

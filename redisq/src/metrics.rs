@@ -23,7 +23,10 @@ impl Stats {
     /// Per queue, labelled `queue`: the gauges `redisq_pending` (labelled `lane`: `high`,
     /// `normal`, `low`), `redisq_processing`, `redisq_scheduled`, `redisq_dead`,
     /// `redisq_throughput_per_second`, `redisq_last_processed_timestamp_seconds` (once a
-    /// task succeeded), `redisq_wait_milliseconds` and `redisq_run_milliseconds` (labelled
+    /// task succeeded), `redisq_keyed_tasks`, `redisq_keys` and `redisq_held_keys` (ordering
+    /// keys), `redisq_key_pending` (labelled `key`, the ten busiest keys),
+    /// `redisq_owner_since_timestamp_seconds` (labelled `consumer`, an ordered queue's
+    /// owner), `redisq_wait_milliseconds` and `redisq_run_milliseconds` (labelled
     /// `quantile`: `0.5`, `0.95`, `0.99`; left out while the queue has no samples); the
     /// counters `redisq_processed`, `redisq_failed`, `redisq_retried` and
     /// `redisq_dead_lettered`, whose samples OpenMetrics names with a `_total` suffix
@@ -101,7 +104,7 @@ type PerQueue = (
 );
 
 /// The figures written once per queue, after `redisq_pending`, in this order.
-const PER_QUEUE: [PerQueue; 9] = [
+const PER_QUEUE: [PerQueue; 12] = [
     (
         "redisq_processing",
         "Tasks taken by workers and not yet acknowledged.",
@@ -155,6 +158,24 @@ const PER_QUEUE: [PerQueue; 9] = [
         "When a task last succeeded, Unix time in seconds.",
         MetricType::Gauge,
         |q| q.last_processed.map(|ms| Value::Float(ms as f64 / 1000.0)),
+    ),
+    (
+        "redisq_keyed_tasks",
+        "Tasks with ordering keys waiting or running.",
+        MetricType::Gauge,
+        |q| Some(Value::Int(q.keyed)),
+    ),
+    (
+        "redisq_keys",
+        "Ordering keys with tasks waiting or running.",
+        MetricType::Gauge,
+        |q| Some(Value::Int(q.keys)),
+    ),
+    (
+        "redisq_held_keys",
+        "Ordering keys whose head task waits to be retried.",
+        MetricType::Gauge,
+        |q| Some(Value::Int(q.held_keys)),
     ),
 ];
 
@@ -226,6 +247,35 @@ fn families(stats: &Stats) -> Vec<Family> {
             samples,
         });
     }
+    families.push(Family {
+        name: "redisq_key_pending",
+        help: "Tasks waiting or running of the busiest ordering keys (at most ten a queue).",
+        kind: MetricType::Gauge,
+        samples: queues
+            .iter()
+            .flat_map(|(queue, q)| {
+                q.busiest_keys.iter().map(|k| {
+                    (
+                        labels(queue, Some(("key", k.key.as_str()))),
+                        Value::Int(k.pending),
+                    )
+                })
+            })
+            .collect(),
+    });
+    families.push(Family {
+        name: "redisq_owner_since_timestamp_seconds",
+        help: "Since when the consumer labelled owns the ordered queue, Unix time in seconds.",
+        kind: MetricType::Gauge,
+        samples: queues
+            .iter()
+            .filter_map(|(queue, q)| {
+                let owner = q.owner.as_ref()?;
+                let labels = labels(queue, Some(("consumer", owner.consumer.as_str())));
+                Some((labels, Value::Float(owner.since as f64 / 1000.0)))
+            })
+            .collect(),
+    });
     let alive = stats.processor_stats.workers_alive as u64;
     families.push(Family {
         name: "redisq_workers_alive",
@@ -280,7 +330,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::status::ProcessorStats;
+    use crate::status::{KeyLoad, ProcessorStats, QueueOwner};
 
     /// One sample line: name, labels, value.
     #[derive(Debug, PartialEq)]
@@ -350,6 +400,17 @@ mod tests {
             throughput_per_second: 2.5,
             wait_ms: Percentiles::of(wait),
             run_ms: Percentiles::of((1..=100).map(f64::from).collect()),
+            keyed: 3,
+            keys: 2,
+            held_keys: 1,
+            busiest_keys: vec![KeyLoad {
+                key: "dev\"1".to_owned(),
+                pending: 2,
+            }],
+            owner: Some(QueueOwner {
+                consumer: "w-1".to_owned(),
+                since: 1_700_000_000_000,
+            }),
         }
     }
 

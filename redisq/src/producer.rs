@@ -12,6 +12,7 @@ use crate::clock::now_millis;
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
 use crate::registry::{Registry, TaskDef};
+use crate::schema::KEY_MAX;
 use crate::task::{Priority, TaskId};
 use crate::wire;
 
@@ -151,6 +152,9 @@ pub struct Options<'a> {
     /// When it is due; at once when `None`. A delayed task waits in the queue's
     /// scheduled set and, once due, joins the normal lane.
     pub at: Option<SystemTime>,
+    /// The ordering key, overriding the one `#[fifo(key = "...")]` takes from the
+    /// arguments: tasks of one key run one at a time, in enqueue order.
+    pub key: Option<&'a str>,
 }
 
 /// Enqueues one call of `def` (`args`: the argument tuple) as `options` say.
@@ -185,6 +189,8 @@ pub(crate) fn submit_many<A: Serialize>(
     }
     let calls = calls.into_iter();
     let mut ids = Vec::with_capacity(calls.size_hint().0);
+    let keyed = options.key.is_some() || def.key.is_some();
+    let mut keys: Vec<String> = Vec::new();
     // One buffer for every payload; `ends[i]` is where payload `i` ends.
     let mut buf = Vec::with_capacity(ids.capacity().saturating_mul(128));
     let mut ends = Vec::with_capacity(ids.capacity());
@@ -192,8 +198,30 @@ pub(crate) fn submit_many<A: Serialize>(
     for args in calls {
         let id = TaskId::generate();
         let start = buf.len();
-        wire::encode_new(&mut buf, &id, def.name, queue, &args, enqueued_at)
-            .map_err(Error::Serialize)?;
+        let key = match options.key {
+            Some(key) => Some(key.to_owned()),
+            None if keyed => Some(key_of(def, &args)?),
+            None => None,
+        };
+        if let Some(key) = &key {
+            if key.len() > KEY_MAX {
+                return Err(Error::InvalidArgument(format!(
+                    "an ordering key may have at most {KEY_MAX} bytes; this one has {}",
+                    key.len()
+                )));
+            }
+        }
+        wire::encode_new(
+            &mut buf,
+            &id,
+            key.as_deref(),
+            def.name,
+            queue,
+            &args,
+            enqueued_at,
+        )
+        .map_err(Error::Serialize)?;
+        keys.extend(key);
         let bytes = buf.len() - start;
         let max = backend.config().max_payload;
         if bytes > max {
@@ -220,6 +248,7 @@ pub(crate) fn submit_many<A: Serialize>(
         name: def.name,
         records: def.store_result,
         tasks: &tasks,
+        keys: &keys,
     };
     match options.at {
         Some(at) => {
@@ -230,6 +259,30 @@ pub(crate) fn submit_many<A: Serialize>(
         None => backend.push(&batch, options.priority.unwrap_or(def.priority))?,
     }
     Ok(ids)
+}
+
+/// The ordering key of a call of `def` (which has `#[fifo(key = "...")]`): the value of
+/// the parameter it names (for a batch task, of the item's field), as a string — a JSON
+/// string as it is, any other value as its JSON text.
+fn key_of<A: Serialize>(def: &TaskDef, args: &A) -> Result<String> {
+    let param = def.key.unwrap_or_default();
+    let value = serde_json::to_value(args).map_err(Error::Serialize)?;
+    let arg = if def.batch > 0 {
+        value.get(0).and_then(|item| item.get(param))
+    } else {
+        def.params
+            .iter()
+            .position(|p| *p == param)
+            .and_then(|i| value.get(i))
+    };
+    match arg {
+        Some(serde_json::Value::String(key)) => Ok(key.clone()),
+        Some(other) => Ok(other.to_string()),
+        None => Err(Error::InvalidArgument(format!(
+            "task `{}` is ordered by `{param}`, which this call's arguments do not have",
+            def.name
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,15 @@ pub struct TaskDef {
     pub store_result: bool,
     /// Items per call of a batch task (its one parameter is a `Vec`); 0 for a plain task.
     pub batch: usize,
+    /// Whether its queue is ordered: consumed by one consumer at a time, in enqueue order.
+    pub ordered: bool,
+    /// The parameter (for a batch task: the field of an item) whose value, as a string,
+    /// is the task's ordering key: tasks of one key run one at a time, in enqueue order.
+    pub key: Option<&'static str>,
+    /// On an ordered queue or a key: whether a failed task's retries hold back the tasks
+    /// behind it (true, the default), or it becomes a dead letter at once and the rest go
+    /// on (false).
+    pub ordered_retries: bool,
     /// Decodes the arguments and runs the function.
     pub call: fn(Args<'_>) -> CallResult,
 }
@@ -49,6 +58,9 @@ impl TaskDef {
             workers: 1,
             retries: 3,
             batch: 0,
+            ordered: false,
+            key: None,
+            ordered_retries: true,
             priority: Priority::Normal,
             store_result: true,
             call,
@@ -66,6 +78,28 @@ impl TaskDef {
     #[must_use]
     pub const fn batch(mut self, batch: usize) -> TaskDef {
         self.batch = batch;
+        self
+    }
+
+    /// Makes its queue ordered: one consumer at a time, tasks started in enqueue order.
+    #[must_use]
+    pub const fn ordered(mut self) -> TaskDef {
+        self.ordered = true;
+        self
+    }
+
+    /// Orders its calls by the value of `param` (for a batch task: a field of the item).
+    #[must_use]
+    pub const fn key(mut self, param: &'static str) -> TaskDef {
+        self.key = Some(param);
+        self
+    }
+
+    /// On an ordered queue or a key, makes a failed task a dead letter at once, so that
+    /// the tasks behind it go on, instead of holding them back while it is retried.
+    #[must_use]
+    pub const fn dead_letter_failures(mut self) -> TaskDef {
+        self.ordered_retries = false;
         self
     }
 

@@ -48,6 +48,10 @@ pub struct TaskInfo {
     pub name: String,
     /// Its lane.
     pub priority: Priority,
+    /// Its ordering key, when it has one (`#[fifo(key = "...")]`): a keyed task waits
+    /// behind the earlier tasks of its key, so it has no queue position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// When it was enqueued (Unix ms).
     pub created_at: u64,
     /// When its last attempt started (Unix ms).
@@ -113,7 +117,7 @@ pub struct QueueStats {
     pub priority_queue_size: u64,
     /// Tasks waiting in the low lane.
     pub low_queue_size: u64,
-    /// Tasks waiting in all lanes.
+    /// Tasks waiting in all lanes, and the tasks with ordering keys waiting or running.
     pub total_pending: u64,
     /// Tasks taken by workers and not yet acknowledged.
     pub processing: u64,
@@ -137,6 +141,41 @@ pub struct QueueStats {
     pub wait_ms: Percentiles,
     /// Run time, over the last 1,000 tasks sampled.
     pub run_ms: Percentiles,
+    /// Tasks with ordering keys waiting or running (`#[fifo(key = "...")]`).
+    #[serde(default)]
+    pub keyed: u64,
+    /// Ordering keys with tasks waiting or running.
+    #[serde(default)]
+    pub keys: u64,
+    /// Ordering keys whose head task waits to be retried (holding back the rest).
+    #[serde(default)]
+    pub held_keys: u64,
+    /// The keys with the most tasks waiting or running, at most ten, busiest first.
+    #[serde(default)]
+    pub busiest_keys: Vec<KeyLoad>,
+    /// An ordered queue's owner: the one consumer that takes from it now.
+    #[serde(default)]
+    pub owner: Option<QueueOwner>,
+}
+
+/// One ordering key's tasks waiting or running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct KeyLoad {
+    /// The key.
+    pub key: String,
+    /// Its tasks waiting or running.
+    pub pending: u64,
+}
+
+/// The consumer that holds an ordered queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QueueOwner {
+    /// The consumer id, `<worker id>-<n>`.
+    pub consumer: String,
+    /// Since when (Unix ms).
+    pub since: u64,
 }
 
 /// A worker process (one [`Worker`](crate::Worker)) as its heartbeats describe it.

@@ -114,17 +114,23 @@ fn reason(text: &str, err: &serde_json::Error) -> String {
     }
 }
 
-/// Appends a new task to `buf`: `{"id":…,"name":…,"queue":…,"args":…,"enqueued_at":…}`.
-/// On error `buf` may hold part of it.
+/// Appends a new task to `buf`: `{"id":…,"key":…,"name":…,"queue":…,"args":…,
+/// "enqueued_at":…}`, `key` (the ordering key, right after the id, where the scripts read
+/// it) only when it has one. On error `buf` may hold part of it.
 pub(crate) fn encode_new<A: Serialize + ?Sized>(
     buf: &mut Vec<u8>,
     id: &TaskId,
+    key: Option<&str>,
     name: &str,
     queue: &str,
     args: &A,
     enqueued_at: u64,
 ) -> Result<(), serde_json::Error> {
     write_id(buf, id.as_str())?;
+    if let Some(key) = key {
+        buf.extend_from_slice(b",\"key\":");
+        serde_json::to_writer(&mut *buf, key)?;
+    }
     buf.extend_from_slice(b",\"name\":");
     serde_json::to_writer(&mut *buf, name)?;
     buf.extend_from_slice(b",\"queue\":");
@@ -169,7 +175,7 @@ pub(crate) fn encode_batch(
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(args.get().len() + 128 + 36 * items.len());
     // Strings, numbers and a valid raw value always serialize.
-    let _ = encode_new(&mut buf, id, name, queue, args, enqueued_at);
+    let _ = encode_new(&mut buf, id, None, name, queue, args, enqueued_at);
     buf.pop(); // the closing brace
     buf.extend_from_slice(b",\"batch\":true,\"items\":");
     let ids: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
@@ -217,9 +223,20 @@ pub(crate) fn reset_attempts(payload: &str, id: &str) -> Vec<u8> {
         .unwrap_or_else(|| payload.as_bytes().to_vec())
 }
 
+/// Whether a payload carries an ordering key where the scripts read it (`payload_key` in
+/// `keys.lua`): right after its leading id, `{"id":"<id>","key":"`. The consumer and the
+/// scripts must agree on which tasks are keyed (a keyed retry holds its key; any other
+/// on an ordered queue holds the queue), so both follow this one rule.
+pub(crate) fn has_leading_key(payload: &[u8]) -> bool {
+    leading_id(payload).is_some_and(|id| {
+        payload
+            .get(br#"{"id":""#.len() + id.len()..)
+            .is_some_and(|rest| rest.starts_with(br#"","key":""#))
+    })
+}
+
 /// The id a payload starts with, by the rule the Lua scripts follow (`payload_id` in
 /// `common.lua`): `{"id":"` then characters other than `"` and `\`, then `"`.
-#[cfg(test)]
 pub(crate) fn leading_id(payload: &[u8]) -> Option<&str> {
     let rest = payload.strip_prefix(b"{\"id\":\"")?;
     let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
@@ -312,12 +329,27 @@ mod tests {
 
     fn new_task(id: &str, args: &impl Serialize) -> Vec<u8> {
         let mut buf = Vec::new();
-        encode_new(&mut buf, &TaskId::from(id), "m::f", "q\"x", args, 5).expect("encode");
+        encode_new(&mut buf, &TaskId::from(id), None, "m::f", "q\"x", args, 5).expect("encode");
         buf
     }
 
     fn json(payload: &[u8]) -> Value {
         serde_json::from_slice(payload).expect("valid json")
+    }
+
+    #[test]
+    fn a_key_comes_right_after_the_id_and_survives_a_retry() {
+        let mut buf = Vec::new();
+        let id = TaskId::from("abc");
+        encode_new(&mut buf, &id, Some("dev\"7"), "m::f", "q", &(1,), 5).expect("encode");
+        assert!(buf.starts_with(br#"{"id":"abc","key":"dev\"7","name":"#));
+        let text = std::str::from_utf8(&buf).expect("utf-8");
+        assert_eq!(json(&buf)["key"], "dev\"7");
+        let retried = with_attempt(text, "abc", 1, "boom", 9).expect("object");
+        assert!(retried.starts_with(br#"{"id":"abc","key":"dev\"7","name":"#));
+        assert!(has_leading_key(&buf) && has_leading_key(&retried));
+        assert!(!has_leading_key(br#"{"id":"abc","name":"x","key":"k"}"#));
+        assert!(!has_leading_key(br#"{"name":"x","key":"k"}"#));
     }
 
     #[test]
@@ -338,9 +370,9 @@ mod tests {
     #[test]
     fn encodes_one_after_another_into_one_buffer() {
         let mut buf = Vec::new();
-        encode_new(&mut buf, &TaskId::from("a"), "m::f", "q", &(1,), 5).expect("encode");
+        encode_new(&mut buf, &TaskId::from("a"), None, "m::f", "q", &(1,), 5).expect("encode");
         let end = buf.len();
-        encode_new(&mut buf, &TaskId::from("b"), "m::f", "q", &[(); 0], 5).expect("encode");
+        encode_new(&mut buf, &TaskId::from("b"), None, "m::f", "q", &[(); 0], 5).expect("encode");
         assert_eq!(json(&buf[..end])["id"], "a");
         assert_eq!(json(&buf[end..])["args"], serde_json::json!([]));
     }

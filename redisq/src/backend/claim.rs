@@ -44,6 +44,10 @@ pub(crate) enum Settled {
     /// Done; these tasks were taken, oldest first. When the first is a suspect (a lease
     /// ran out while a consumer held it), it comes alone, with that count.
     Taken { items: Vec<Payload>, suspect: u64 },
+    /// Nothing taken: another consumer owns the ordered queue (what was reported landed).
+    Busy,
+    /// Nothing taken: the ordered queue's head task waits for its retry, `ms` more.
+    Held { ms: u64 },
     /// Refused: this consumer's lease ran out and its tasks went back to the queue (it
     /// was paused, or cut off, for longer than the lease). Nothing of the report was
     /// recorded; the tasks run elsewhere.
@@ -104,24 +108,38 @@ impl ClaimConnection {
     }
 
     /// Settles `report` on `queue` and takes up to `max` more tasks (at most
-    /// [`CLAIM_MAX`]) as `mode` says; `track` marks the taken tasks `processing` for their
-    /// status records.
+    /// [`CLAIM_MAX`]) as `mode` says; `take.track` marks the taken tasks `processing` for
+    /// their status records, `take.ordered` takes only as the queue's owner.
     pub(crate) fn settle(
         &mut self,
         queue: &str,
         report: &Report,
         mode: Mode,
         max: usize,
-        track: bool,
+        take: Take,
     ) -> Result<Settled> {
         let mode = match mode {
             Mode::Claim => "claim",
             Mode::Fill => "fill",
             Mode::Pop => "pop",
         };
-        let reply = self.send(queue, report, mode, max.min(CLAIM_MAX), track)?;
+        let reply = self.send(queue, report, mode, max.min(CLAIM_MAX), take)?;
         Ok(match reply {
-            Reply::Ok { n, items, .. } => Settled::Taken { items, suspect: n },
+            Reply::Ok {
+                status: Status::Ok,
+                n,
+                items,
+                ..
+            } => Settled::Taken { items, suspect: n },
+            Reply::Ok {
+                status: Status::Busy,
+                ..
+            } => Settled::Busy,
+            Reply::Ok {
+                status: Status::Held,
+                n,
+                ..
+            } => Settled::Held { ms: n },
             Reply::Stale => Settled::Stale,
         })
     }
@@ -133,10 +151,12 @@ impl ClaimConnection {
         if self.token(queue).is_none() && report.is_empty() {
             return Ok(Some(0));
         }
-        Ok(match self.send(queue, report, "release", 0, false)? {
-            Reply::Ok { n, .. } => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            Reply::Stale => None,
-        })
+        Ok(
+            match self.send(queue, report, "release", 0, Take::default())? {
+                Reply::Ok { n, .. } => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                Reply::Stale => None,
+            },
+        )
     }
 
     /// After an error: whether the report last sent on `queue` landed, from the queue's
@@ -178,7 +198,7 @@ impl ClaimConnection {
         report: &Report,
         mode: &'static str,
         max: usize,
-        track: bool,
+        take: Take,
     ) -> Result<Reply> {
         let keys = self.backend.keys(queue);
         let (leading, last) = split_outcomes(&report.outcomes);
@@ -203,7 +223,7 @@ impl ClaimConnection {
             .fence(token, self.seq)
             .report(report, last)
             .mode(mode)
-            .take(max, track);
+            .take(max, take);
         let reply = Reply::parse(call.invocation().invoke(self.con()?)?)?;
         self.expected.remove(queue);
         match &reply {
@@ -291,10 +311,20 @@ impl ClaimConnection {
     }
 }
 
+/// How a claim takes on one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Take {
+    /// Mark the taken tasks `processing` in the queue's state hash (their records).
+    pub(crate) track: bool,
+    /// The queue is ordered: take only as its owner, hold it for a retry.
+    pub(crate) ordered: bool,
+}
+
 /// What `settle.lua` answers: `{ status, token, n, { items… } }`.
 #[derive(Debug, PartialEq, Eq)]
 enum Reply {
     Ok {
+        status: Status,
         token: u64,
         n: u64,
         items: Vec<Payload>,
@@ -302,17 +332,33 @@ enum Reply {
     Stale,
 }
 
+/// The status of a reply that was not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Busy,
+    Held,
+}
+
 impl Reply {
     fn parse(reply: (String, String, String, Vec<Payload>)) -> Result<Reply> {
         let (status, token, n, items) = reply;
-        if status == "stale" {
-            return Ok(Reply::Stale);
-        }
+        let status = match status.as_str() {
+            "stale" => return Ok(Reply::Stale),
+            "busy" => Status::Busy,
+            "held" => Status::Held,
+            _ => Status::Ok,
+        };
         let (Ok(token), Ok(n)) = (token.parse(), n.parse()) else {
             return Err(Error::Internal(format!(
-                "unexpected settle reply `{status} {token} {n}`"
+                "unexpected settle reply `{status:?} {token} {n}`"
             )));
         };
-        Ok(Reply::Ok { token, n, items })
+        Ok(Reply::Ok {
+            status,
+            token,
+            n,
+            items,
+        })
     }
 }

@@ -7,10 +7,14 @@ use std::time::Instant;
 use super::RedisQueueBackend;
 use crate::clock::now_millis;
 use crate::error::{Error, Result};
-use crate::schema::stat;
+use crate::schema::{owner, stat, KEYED_COUNTER};
 use crate::status::{
-    Durability, Health, Percentiles, ProcessorStats, QueueStats, RedisSettings, Stats, WorkerInfo,
+    Durability, Health, KeyLoad, Percentiles, ProcessorStats, QueueOwner, QueueStats,
+    RedisSettings, Stats, WorkerInfo,
 };
+
+/// The busiest keys `queue_stats` reports.
+const BUSIEST_KEYS: usize = 10;
 use crate::task::Priority;
 
 impl RedisQueueBackend {
@@ -74,6 +78,30 @@ impl RedisQueueBackend {
         let mut con = self.connection()?;
         let (normal, high, low, scheduled, dead, consumers, counts, samples): Replies =
             con.run(|c| pipe.query(c))?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET").arg(keys.counters()).arg(KEYED_COUNTER);
+        pipe.cmd("ZCARD").arg(keys.load());
+        pipe.cmd("ZCARD").arg(keys.held());
+        pipe.cmd("ZRANGE")
+            .arg(keys.load())
+            .arg(0)
+            .arg(BUSIEST_KEYS - 1)
+            .arg("REV")
+            .arg("WITHSCORES");
+        pipe.cmd("HMGET")
+            .arg(keys.owner())
+            .arg(owner::CONSUMER)
+            .arg(owner::SINCE);
+        type KeyReplies = (
+            Option<i64>,
+            u64,
+            u64,
+            Vec<(String, f64)>,
+            (Option<String>, Option<u64>),
+        );
+        let (keyed, key_count, held_keys, busiest, (owner, since)): KeyReplies =
+            con.run(|c| pipe.query(c))?;
+        let keyed = u64::try_from(keyed.unwrap_or(0)).unwrap_or(0);
         let mut processing = 0;
         if !consumers.is_empty() {
             let mut pipe = redis::pipe();
@@ -98,7 +126,7 @@ impl RedisQueueBackend {
             queue_size: normal,
             priority_queue_size: high,
             low_queue_size: low,
-            total_pending: normal + high + low,
+            total_pending: normal + high + low + keyed,
             processing,
             scheduled,
             dead,
@@ -110,6 +138,20 @@ impl RedisQueueBackend {
             throughput_per_second: self.rate(&keys)?,
             wait_ms: Percentiles::of(waits),
             run_ms: Percentiles::of(runs),
+            keyed,
+            keys: key_count,
+            held_keys,
+            busiest_keys: busiest
+                .into_iter()
+                .map(|(key, pending)| KeyLoad {
+                    key,
+                    pending: pending.max(0.0) as u64,
+                })
+                .collect(),
+            owner: owner.map(|consumer| QueueOwner {
+                consumer,
+                since: since.unwrap_or(0),
+            }),
         })
     }
 

@@ -31,7 +31,7 @@ use redis::IntoConnectionInfo;
 
 use crate::error::{Error, Result};
 use crate::schema::{NamespaceKeys, QueueKeys};
-pub(crate) use claim::{ClaimConnection, Mode, Payload, Settled, CLAIM_MAX};
+pub(crate) use claim::{ClaimConnection, Mode, Payload, Settled, Take, CLAIM_MAX};
 pub(crate) use config::Config;
 pub use config::Delivery;
 use pool::{Pool, Pooled};

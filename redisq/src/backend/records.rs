@@ -42,6 +42,7 @@ impl RedisQueueBackend {
                 .get(field::LANE)
                 .and_then(|l| Priority::from_lane_name(l))
                 .unwrap_or_default(),
+            key: text(field::KEY),
             created_at: number(field::CREATED_AT).unwrap_or(0),
             started_at: number(field::STARTED_AT).filter(|t| *t > 0),
             finished_at: number(field::FINISHED_AT),
@@ -79,6 +80,7 @@ impl RedisQueueBackend {
                 info.started_at = Some(started_at);
                 info.worker = Some(consumer);
             }
+            Some(State::Keyed) => info.status = TaskStatus::Queued,
             None => {}
         }
         if info.status == TaskStatus::Queued {

@@ -88,12 +88,16 @@ pub(crate) struct Report {
     pub(crate) forget: Vec<String>,
     /// What they add to the queue's statistics.
     pub(crate) tally: Tally,
+    /// A retry on an ordered queue is among the outcomes: the settle puts it back at the
+    /// head with every task taken after it, and holds the queue (nothing after it may run).
+    pub(crate) holds: bool,
 }
 
 impl Report {
     /// Whether there is nothing to settle.
     pub(crate) fn is_empty(&self) -> bool {
         self.done == 0
+            && !self.holds
             && self.outcomes.is_empty()
             && self.forget.is_empty()
             && self.tally.is_empty()

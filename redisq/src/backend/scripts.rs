@@ -1,6 +1,6 @@
 //! The Lua, as one Redis Functions library (`FUNCTION LOAD`, called with `FCALL`): the
 //! generated prelude of names ([`schema::lua_prelude`]), the shared library
-//! (`lua/common.lua`, `lua/lanes.lua`, `lua/outcomes.lua`) and one function per script
+//! (`lua/common.lua`, `lua/keys.lua`, `lua/lanes.lua`, `lua/outcomes.lua`) and one function per script
 //! file. A library is loaded once per server and stays loaded, so a call does not pay for
 //! setting the library up again (as an `EVALSHA` of the same text would, every call).
 //!
@@ -18,6 +18,7 @@ use crate::schema;
 /// What every script starts with after the prelude.
 const LIBRARY: &str = concat!(
     include_str!("lua/common.lua"),
+    include_str!("lua/keys.lua"),
     include_str!("lua/lanes.lua"),
     include_str!("lua/outcomes.lua"),
 );
@@ -52,6 +53,8 @@ functions! {
     SETTLE => "settle", true;
     /// Push tasks that keep status records.
     ENQUEUE => "enqueue", false;
+    /// Push tasks with ordering keys.
+    ENQUEUE_KEYED => "enqueue_keyed", false;
     /// Renew consumers' leases.
     RENEW => "renew", true;
     /// List consumers whose lease ran out.

@@ -1,6 +1,7 @@
 //! One call of `settle.lua`: this file alone knows the script's argument layout
 //! (documented at the top of `lua/settle.lua`).
 
+use super::claim::Take;
 use super::report::{Marked, Outcome, Report, Tally};
 use super::scripts::{Call, SETTLE};
 use super::RedisQueueBackend;
@@ -31,7 +32,7 @@ pub(super) struct SettleCall<'a> {
     seq: u64,
     done: usize,
     max: usize,
-    track: bool,
+    take: Take,
     forget: &'a [String],
     outcomes: &'a [Outcome],
     tally: Option<&'a Tally>,
@@ -52,7 +53,7 @@ pub(super) fn settle_call<'a>(
         seq: 0,
         done: 0,
         max: 0,
-        track: false,
+        take: Take::default(),
         forget: &[],
         outcomes: &[],
         tally: None,
@@ -86,9 +87,9 @@ impl<'a> SettleCall<'a> {
         self
     }
 
-    pub(super) fn take(mut self, max: usize, track: bool) -> Self {
+    pub(super) fn take(mut self, max: usize, take: Take) -> Self {
         self.max = max;
-        self.track = track;
+        self.take = take;
         self
     }
 
@@ -115,7 +116,12 @@ impl<'a> SettleCall<'a> {
             .arg(self.seq)
             .arg(self.done)
             .arg(self.max)
-            .arg(if self.track { "1" } else { "0" })
+            .arg(match (self.take.track, self.take.ordered) {
+                (true, true) => "to",
+                (true, false) => "t",
+                (false, true) => "o",
+                (false, false) => "-",
+            })
             .arg(config.dead_max)
             .arg(config.dead_max_age_ms())
             .arg(config.dead_max_bytes)

@@ -17,6 +17,7 @@ mod outcome;
 mod run;
 mod shared;
 mod sync;
+mod take;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,7 +30,8 @@ use outcome::Recorder;
 pub(crate) use shared::{Running, Shared};
 
 use crate::backend::{
-    ClaimConnection, Delivery, Mode, Payload, RedisQueueBackend, Report, Settled, CLAIM_MAX,
+    ClaimConnection, Delivery, Mode, Outcome, Payload, RedisQueueBackend, Report, Settled, Take,
+    CLAIM_MAX,
 };
 use crate::error::Result;
 use crate::registry::Registry;
@@ -48,6 +50,9 @@ pub(crate) struct ConsumerQueue {
     /// it has `store_result = false`, so that claims skip marking tasks `processing`
     /// (a task with a record routed there still ends `done`, `failed` or `dead`).
     pub(crate) records: bool,
+    /// Whether it is ordered: one consumer at a time takes from it (its owner), and a
+    /// retry holds it.
+    pub(crate) ordered: bool,
 }
 
 /// What one consumer thread needs.
@@ -83,6 +88,9 @@ struct State {
     suspect: u64,
     /// Mean run time of recent tasks, for the prefetch.
     mean_run: Duration,
+    /// Ordered queues found owned by another consumer or held for a retry in the last
+    /// round of claims, with how long to wait before claiming there again.
+    parked: Vec<(usize, Duration)>,
 }
 
 impl Consumer {
@@ -97,6 +105,7 @@ impl Consumer {
             suspect: 0,
             // Pessimistic until measured: the first claim takes one task.
             mean_run: PREFETCH_TARGET,
+            parked: Vec::new(),
         };
         let mut backoff = Duration::ZERO;
         while !self.stopping() {
@@ -166,16 +175,35 @@ impl Consumer {
         let nothing = Report::default();
         let report = if settles { &state.report } else { &nothing };
         let q = &self.queues[queue];
-        let settled = state.redis.settle(&q.name, report, mode, max, q.records);
+        let take = Take {
+            track: q.records,
+            ordered: q.ordered,
+        };
+        let settled = state.redis.settle(&q.name, report, mode, max, take);
         self.publish_token(state, queue);
-        match settled? {
+        let settled = settled?;
+        if settles && settled != Settled::Stale {
+            state.taken.drain(..state.report.done);
+            state.report.clear();
+        }
+        match settled {
             Settled::Taken { items, suspect } => {
-                if settles {
-                    state.taken.drain(..state.report.done);
-                    state.report.clear();
-                }
                 state.suspect = suspect;
                 Ok(items)
+            }
+            Settled::Busy => {
+                let block = self.backend.config().block_timeout;
+                state.parked.push((queue, block));
+                Ok(Vec::new())
+            }
+            Settled::Held { ms } => {
+                // A retry holds the queue: what this consumer took after the retried
+                // task went back to the head with it.
+                if queue == state.current {
+                    state.taken.clear();
+                }
+                state.parked.push((queue, Duration::from_millis(ms)));
+                Ok(Vec::new())
             }
             Settled::Stale => {
                 self.lost_lease(state, queue);
@@ -194,78 +222,6 @@ impl Consumer {
         };
     }
 
-    /// Settles what is done and takes more from the first queue that has tasks, blocking
-    /// when all are empty.
-    fn take(&self, state: &mut State) -> Result<()> {
-        let mode = self.mode();
-        if !state.report.is_empty() && state.current != 0 {
-            self.settle(state, state.current, 0, mode)?;
-        }
-        for queue in 0..self.queues.len() {
-            let max = self.max_take(state, queue);
-            let items = self.settle(state, queue, max, mode)?;
-            if !items.is_empty() {
-                state.current = queue;
-                state.taken = items;
-                return self.fill_batch(state);
-            }
-        }
-        if self.stopping() {
-            return Ok(());
-        }
-        let block = self.backend.config().block_timeout;
-        let all = self.queue_names();
-        match mode {
-            // Woken (or timed out): the next step claims.
-            Mode::Claim | Mode::Fill => {
-                state.redis.wait(&all, block)?;
-            }
-            Mode::Pop => {
-                if let Some((queue, payload)) = state.redis.pop_blocking(&all, block)? {
-                    state.current = queue;
-                    state.taken = vec![payload];
-                    return self.fill_batch(state);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// When the current queue has batch tasks and fewer items than a batch were taken,
-    /// waits up to the batch wait for more.
-    fn fill_batch(&self, state: &mut State) -> Result<()> {
-        let queue = state.current;
-        let batch = self.queues[queue].batch;
-        if batch == 0 || state.taken.len() >= batch || self.batch_wait.is_zero() {
-            return Ok(());
-        }
-        let mode = self.mode();
-        let deadline = Instant::now() + self.batch_wait;
-        let name = [self.queues[queue].name.as_str()];
-        loop {
-            let now = Instant::now();
-            if state.taken.len() >= batch || now >= deadline || self.stopping() {
-                return Ok(());
-            }
-            match mode {
-                Mode::Claim | Mode::Fill => {
-                    state.redis.wait(&name, deadline - now)?;
-                }
-                Mode::Pop => {
-                    if let Some((_, payload)) = state.redis.pop_blocking(&name, deadline - now)? {
-                        state.taken.push(payload);
-                    }
-                }
-            }
-            let fill = match mode {
-                Mode::Claim => Mode::Fill,
-                other => other,
-            };
-            let more = self.settle(state, queue, batch.saturating_sub(state.taken.len()), fill)?;
-            state.taken.extend(more);
-        }
-    }
-
     /// Runs the taken tasks in order until they are done or shutdown starts; a suspect
     /// past the quarantine limit is set aside instead. Before each task it gives up the
     /// tasks the heartbeat handed back meanwhile (it ran past its lease on the one before).
@@ -281,6 +237,7 @@ impl Consumer {
             consumer: &self.id,
             backoff: config.backoff,
             track: queue.records,
+            ordered: queue.ordered,
             max_payload: config.max_payload,
         };
         let limit = config.quarantine_after;
@@ -312,6 +269,21 @@ impl Consumer {
             let used = self.process(&state.taken[done..], &mut recorder);
             recorder.report.done += used.max(1);
             self.shared.lock().running = None;
+            if recorder.report.holds {
+                // Nothing may start before the retry: the next settle holds the queue
+                // and hands back what was taken after it. The retry goes last, so that
+                // it is in the settle's final call, never in a leading one of its own.
+                let outcomes = &mut recorder.report.outcomes;
+                if let Some(i) = outcomes
+                    .iter()
+                    .rposition(|o| matches!(o, Outcome::Retry { .. }))
+                {
+                    let retry = outcomes.remove(i);
+                    outcomes.push(retry);
+                }
+                state.taken.truncate(recorder.report.done);
+                break;
+            }
         }
         let ran = state.report.done - first;
         if ran > 0 {

@@ -39,15 +39,19 @@ pub(super) struct Recorder<'a> {
     pub(super) backoff: Backoff,
     /// Whether the queue tracks task states (claims mark them processing).
     pub(super) track: bool,
+    /// Whether the queue is ordered (a retry there holds it).
+    pub(super) ordered: bool,
     /// Payload bytes a dead letter keeps at most.
     pub(super) max_payload: usize,
 }
 
-/// One finished attempt: which task, which attempt, when it started (Unix ms).
+/// One finished attempt: which task, which attempt, when it started (Unix ms), and
+/// whether the task has an ordering key.
 pub(super) struct Attempt<'a> {
     pub(super) id: &'a str,
     pub(super) attempt: u32,
     pub(super) started_at: u64,
+    pub(super) keyed: bool,
 }
 
 impl Recorder<'_> {
@@ -108,7 +112,8 @@ impl Recorder<'_> {
             );
             return false;
         };
-        if n > def.retries {
+        let in_order = self.ordered || attempt.keyed;
+        if n > def.retries || (in_order && !def.ordered_retries) {
             let reason = format!("failed after {n} attempt(s): {message}");
             self.dead(
                 &payload,
@@ -129,6 +134,9 @@ impl Recorder<'_> {
             attempt.id,
             def.retries + 1
         );
+        if self.ordered && !attempt.keyed {
+            self.report.holds = true;
+        }
         self.report.outcomes.push(Outcome::Retry {
             id: attempt.id.to_owned(),
             attempts: n,
@@ -275,6 +283,7 @@ mod tests {
                 cap: std::time::Duration::ZERO,
             },
             track: false,
+            ordered: false,
             max_payload: 1024,
         };
         for _ in 0..40 {

@@ -55,6 +55,7 @@ impl Consumer {
             id: &id,
             attempt: task.attempts + 1,
             started_at: now_millis(),
+            keyed: wire::has_leading_key(payload),
         };
         let started = Instant::now();
         let outcome = self.call(recorder.queue, def, &attempt, Args::new(task.args));
@@ -100,6 +101,8 @@ impl Consumer {
     ) -> usize {
         let mut items: Vec<&RawValue> = Vec::new();
         let mut ids: Vec<Cow<'_, str>> = Vec::new();
+        // Items with ordering keys fail one by one (each held at the head of its key).
+        let mut keyed: Vec<(&[u8], Cow<'_, str>, u32)> = Vec::new();
         let mut oldest: Option<u64> = None;
         let mut used = 0;
         let max = self.backend.config().max_payload;
@@ -116,6 +119,13 @@ impl Consumer {
                 Ok(item) => {
                     items.push(item);
                     oldest = oldest.into_iter().chain(task.enqueued_at).min();
+                    if wire::has_leading_key(payload) {
+                        let id = task
+                            .id
+                            .clone()
+                            .unwrap_or_else(|| Cow::Owned(TaskId::generate().to_string()));
+                        keyed.push((payload.as_slice(), id, task.attempts));
+                    }
                     ids.extend(task.id);
                 }
                 Err(message) => {
@@ -133,6 +143,7 @@ impl Consumer {
             id: &first,
             attempt: 1,
             started_at: now_millis(),
+            keyed: !keyed.is_empty(),
         };
         let started = Instant::now();
         let outcome = self.call(recorder.queue, def, &attempt, Args::new(Some(&args)));
@@ -144,7 +155,11 @@ impl Consumer {
             }
             Err(failure) => failure,
         };
-        batch_failed(def, &args, &ids, &attempt, failure, recorder);
+        if keyed.is_empty() {
+            batch_failed(def, &args, &ids, &attempt, failure, recorder);
+        } else {
+            items_failed(def, &keyed, attempt.started_at, &failure, recorder);
+        }
         used
     }
 
@@ -198,6 +213,41 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a non-string payload".to_owned()
+    }
+}
+
+/// A batch of `def` whose items have ordering keys failed: each item is retried, or set
+/// aside, on its own (and so held at the head of its key), with its own attempts.
+fn items_failed(
+    def: &TaskDef,
+    items: &[(&[u8], Cow<'_, str>, u32)],
+    started_at: u64,
+    failure: &CallError,
+    recorder: &mut Recorder<'_>,
+) {
+    for (payload, id, attempts) in items {
+        let attempt = Attempt {
+            id,
+            attempt: attempts + 1,
+            started_at,
+            keyed: true,
+        };
+        match failure {
+            CallError::BadArgs(reason) => {
+                recorder.dead(
+                    payload,
+                    Some(id),
+                    Some(def.name),
+                    *attempts,
+                    started_at,
+                    reason,
+                );
+            }
+            CallError::Failed(message) => {
+                let text = String::from_utf8_lossy(payload);
+                recorder.failed(def, &text, &attempt, message);
+            }
+        }
     }
 }
 

@@ -48,6 +48,8 @@ names! {
         ERROR = "error",
         /// Present while a caller of `wait` waits for it.
         WAITING = "waiting",
+        /// Its ordering key, when it has one.
+        KEY = "key",
     }
 }
 
@@ -67,6 +69,16 @@ names! {
     }
 }
 
+names! {
+    /// The fields of an ordered queue's owner hash (`<ns>:{<queue>}:owner`).
+    owner {
+        /// The consumer that holds the queue.
+        CONSUMER = "consumer",
+        /// Since when (Unix ms).
+        SINCE = "since",
+    }
+}
+
 /// The three lanes, highest first.
 pub(crate) const LANES: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
 
@@ -74,6 +86,12 @@ pub(crate) const LANES: [Priority; 3] = [Priority::High, Priority::Normal, Prior
 pub(crate) fn pushed_counter(lane: Priority) -> String {
     format!("pushed:{}", lane.lane_name())
 }
+
+/// The field of the counters hash that counts the keyed tasks waiting or running.
+pub(crate) const KEYED_COUNTER: &str = "keyed";
+
+/// Where claimed lists' segments say a task came from when it came from a key list.
+pub(crate) const KEYED_SEGMENT: usize = 4;
 
 /// The field of the counters hash that numbers fencing tokens.
 pub(crate) const FENCE_COUNTER: &str = "fence";
@@ -119,10 +137,13 @@ pub(crate) enum State {
     Queued { lane: Priority, seq: i64 },
     /// Taken by `consumer` at `started_at` (Unix ms).
     Processing { started_at: u64, consumer: String },
+    /// Back in its key's list (it has no place in a lane).
+    Keyed,
 }
 
 impl State {
-    /// Reads a value of the `state` hash: `q:<lane>:<seq>` or `p:<started_at>:<consumer>`.
+    /// Reads a value of the `state` hash: `q:<lane>:<seq>`, `p:<started_at>:<consumer>` or
+    /// `k:0:0`.
     pub(crate) fn parse(value: &str) -> Option<State> {
         let mut parts = value.splitn(3, ':');
         let kind = parts.next()?;
@@ -137,6 +158,7 @@ impl State {
                 started_at: first.parse().ok()?,
                 consumer: rest.to_owned(),
             }),
+            "k" => Some(State::Keyed),
             _ => None,
         }
     }

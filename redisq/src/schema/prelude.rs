@@ -2,9 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::names::{field, lane_index, pushed_counter, stat, status_name, LANES, STATUSES};
-use super::names::{DEAD_BYTES_COUNTER, FENCE_COUNTER};
-use super::{DONE_TTL_SECS, LATENCY_MAX, MINUTE_MS, SCRIPT_KEYS, SIGNAL_MAX, THROUGHPUT_TTL_SECS};
+use super::names::{field, lane_index, owner, pushed_counter, stat, status_name, LANES, STATUSES};
+use super::names::{DEAD_BYTES_COUNTER, FENCE_COUNTER, KEYED_COUNTER, KEYED_SEGMENT};
+use super::THROUGHPUT_TTL_SECS;
+use super::{DONE_TTL_SECS, HELD, LATENCY_MAX, MINUTE_MS, SCRIPT_KEYS, SIGNAL_MAX};
 use crate::task::Priority;
 
 /// The Lua prelude of every script: the names above, as Lua tables `F` (record fields),
@@ -17,6 +18,10 @@ pub(crate) fn lua_prelude() -> String {
     }
     lua.push_str(" }\nlocal STAT = {");
     for name in stat::ALL {
+        let _ = write!(lua, " {name} = '{name}',");
+    }
+    lua.push_str(" }\nlocal OWNER = {");
+    for name in owner::ALL {
         let _ = write!(lua, " {name} = '{name}',");
     }
     lua.push_str(" }\nlocal S = {");
@@ -37,7 +42,8 @@ pub(crate) fn lua_prelude() -> String {
     let _ = writeln!(
         lua,
         " }}\nlocal NORMAL = {}\nlocal FENCE_COUNTER = '{FENCE_COUNTER}'\n\
-         local DEAD_BYTES = '{DEAD_BYTES_COUNTER}'",
+         local DEAD_BYTES = '{DEAD_BYTES_COUNTER}'\nlocal KEYED_COUNTER = '{KEYED_COUNTER}'\n\
+         local KEYED = {KEYED_SEGMENT}\nlocal HELD = '{HELD}'",
         lane_index(Priority::Normal)
     );
     // The queue's keys every queue script gets first, in `QueueKeys::script_keys` order.
@@ -58,6 +64,7 @@ pub(crate) fn lua_prelude() -> String {
     lua.push_str(
         "local function state_queued(lane, seq) return 'q:' .. lane .. ':' .. seq end\n\
          local function state_processing(now, consumer) return 'p:' .. now .. ':' .. consumer end\n\
+         local STATE_KEYED = 'k:0:0'\n\
          local function fence_value(token, seq, segmented)\n  \
            return token .. ':' .. seq .. ':' .. (segmented and '1' or '0')\nend\n\
          local function fence_parse(value)\n  \

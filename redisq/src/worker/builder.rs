@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::plan::{self, Group, Plan, Request};
 use super::{ConsumerThread, Worker};
-use crate::backend::RedisQueueBackend;
+use crate::backend::{Delivery, RedisQueueBackend};
 use crate::clock::{millis, now_millis};
 use crate::consumer::{Consumer, Counters};
 use crate::error::{Error, Result};
@@ -117,7 +117,8 @@ impl WorkerBuilder {
     ///
     /// # Errors
     /// [`Error::DuplicateTask`] when two tasks share a wire name; [`Error::Config`] when
-    /// there is no queue to serve or a queue name is empty; [`Error::Auth`] when Redis
+    /// there is no queue to serve or a queue name is empty, or when ordered queues or keys
+    /// are linked into a worker of at-most-once delivery; [`Error::Auth`] when Redis
     /// refuses the credentials or a command to this user; [`Error::Spawn`] when a thread
     /// cannot be started.
     pub fn start(self) -> Result<Worker> {
@@ -128,6 +129,17 @@ impl WorkerBuilder {
             threads: &self.threads,
         };
         let plan = plan::plan(&registry.tasks(), &request)?;
+        let in_order = registry
+            .tasks()
+            .iter()
+            .any(|t| t.ordered || t.key.is_some());
+        if in_order && self.backend.delivery() == Delivery::AtMostOnce {
+            return Err(Error::Config(
+                "ordered queues and ordering keys need at-least-once delivery (a popped task \
+                 has no lease to hold its queue or key with)"
+                    .to_owned(),
+            ));
+        }
         let id = TaskId::generate().to_string();
         log_start(&id, &registry, &plan, &self.backend);
         let queues: Vec<String> = plan.queues.keys().cloned().collect();

@@ -47,7 +47,9 @@ pub(super) fn plan(tasks: &[&TaskDef], request: &Request<'_>) -> Result<Plan> {
     let mut defaults: BTreeMap<&str, usize> = BTreeMap::new();
     let mut batches: BTreeMap<&str, usize> = BTreeMap::new();
     let mut records: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut ordered: BTreeMap<&str, bool> = BTreeMap::new();
     for def in tasks {
+        *ordered.entry(def.queue).or_insert(false) |= def.ordered;
         let threads = defaults.entry(def.queue).or_insert(0);
         *threads = (*threads).max(def.workers.max(1));
         let batch = batches.entry(def.queue).or_insert(0);
@@ -65,12 +67,15 @@ pub(super) fn plan(tasks: &[&TaskDef], request: &Request<'_>) -> Result<Plan> {
             .get(&name)
             .copied()
             .unwrap_or_else(|| defaults.get(name.as_str()).copied().unwrap_or(1));
-        (vec![name], threads)
+        // An ordered queue has one consumer at a time: more threads would only wait.
+        let ordered = ordered.get(name.as_str()).copied().unwrap_or(false);
+        (vec![name], if ordered { threads.min(1) } else { threads })
     });
     let queue = |name: String| ConsumerQueue {
         batch: batches.get(name.as_str()).copied().unwrap_or(0),
         // A queue no task names by default may get any task: look.
         records: records.get(name.as_str()).copied().unwrap_or(true),
+        ordered: ordered.get(name.as_str()).copied().unwrap_or(false),
         name,
     };
     let mut groups = Vec::new();

@@ -1,18 +1,39 @@
 -- Moving payloads between a queue's lanes, scheduled set and claimed lists.
 
--- Moves up to max due tasks from the scheduled set to the tail of the normal lane; when
--- track, records their new place in the state hash. Returns how many moved.
+-- Releases the keys whose retry is due, and moves up to max due tasks from the scheduled
+-- set to the tail of the normal lane (those with a key to their key's list); when track,
+-- records their new place in the state hash. Returns how many moved.
 local function promote(q, max, now, track)
+  key_release_due(q, max, now)
   local due = redis.call('ZRANGEBYSCORE', q.scheduled, '-inf', now, 'LIMIT', 0, max)
   if #due == 0 then
     return 0
   end
   each_chunk('ZREM', q.scheduled, due)
-  push_range(q.lane_normal, due, 1, #due)
-  local last = redis.call('HINCRBY', q.counters, PUSHED[NORMAL], #due)
+  local plain, keyed = {}, {}
+  for i = 1, #due do
+    local key = payload_key(due[i])
+    if key then
+      key_push(q, key, due[i])
+      keyed[#keyed + 1] = due[i]
+    else
+      plain[#plain + 1] = due[i]
+    end
+  end
+  if track and #keyed > 0 then
+    set_states(q.state, keyed, function()
+      return STATE_KEYED
+    end)
+  end
+  if #plain == 0 then
+    ring(q.signal)
+    return #due
+  end
+  push_range(q.lane_normal, plain, 1, #plain)
+  local last = redis.call('HINCRBY', q.counters, PUSHED[NORMAL], #plain)
   if track then
-    local first = last - #due
-    set_states(q.state, due, function(i)
+    local first = last - #plain
+    set_states(q.state, plain, function(i)
       return state_queued(NORMAL, first + i)
     end)
   end
@@ -36,8 +57,8 @@ local function takeable(q, lane, want, first)
   return #head, 0
 end
 
--- Takes up to max tasks, high lane first, into the claimed list, or only pops them (at
--- most once, claimed false). While the claimed list holds only normal-lane tasks it has no
+-- Takes up to max tasks, the heads of ready keys first (take_keyed), then the high lane
+-- first, into the claimed list, or only pops them (at most once, claimed false). While the claimed list holds only normal-lane tasks it has no
 -- segments; once a claim takes from another lane, segments (one per lane a claim took
 -- from, the earlier tasks as one normal segment) describe all of it, so that a hand-back
 -- restores each lane (segmented says which, before and after). When suspects (the queue
@@ -47,10 +68,14 @@ end
 -- some trims it to a few tokens. Returns the payloads, the suspect's count (0: none) and
 -- whether the claimed list is segmented.
 local function take(q, max, now, consumer, track, claimed, alone, suspects, segmented)
-  local items, suspect, parts = {}, 0, {}
+  local items, suspect = take_keyed(q, max, consumer, claimed, alone, suspects)
+  local parts = {}
+  if #items > 0 then
+    parts[1] = { KEYED, #items }
+  end
   for l = 1, 3 do
     local want = max - #items
-    if want <= 0 then
+    if want <= 0 or suspect > 0 then
       break
     end
     local lane = q.lanes[l]
@@ -99,10 +124,11 @@ local function take(q, max, now, consumer, track, claimed, alone, suspects, segm
   return items, suspect, segmented
 end
 
--- Drops the first done tasks of the claimed list (acknowledged) and their segments, and
--- forgets their delivery counts (when suspects). Returns whether the list is still
+-- Drops the first done tasks of the claimed list (acknowledged) and their segments,
+-- forgets their delivery counts (when suspects), and lets the keys of those that came from
+-- a key list go on (key_finished, for consumer). Returns whether the list is still
 -- segmented.
-local function acknowledge(q, done, suspects, segmented)
+local function acknowledge(q, done, suspects, segmented, consumer)
   if done <= 0 then
     return segmented
   end
@@ -112,24 +138,30 @@ local function acknowledge(q, done, suspects, segmented)
       redis.call('HDEL', q.deliveries, delivery_key(acked[i]))
     end
   end
-  redis.call('LTRIM', q.claimed, done, -1)
-  if not segmented then
-    return false
-  end
-  local left = done
-  while left > 0 do
+  local left, at = done, 0
+  while segmented and left > 0 do
     local segment = redis.call('LPOP', q.segments)
     if not segment then
-      return false
+      segmented = false
+      break
     end
     local l, count = segment_parse(segment)
+    local n = math.min(count, left)
+    if l == KEYED then
+      for _, item in ipairs(redis.call('LRANGE', q.claimed, at, at + n - 1)) do
+        local key = payload_key(item)
+        if key then
+          key_finished(q, key, consumer)
+        end
+      end
+    end
     if count > left then
       redis.call('LPUSH', q.segments, segment_value(l, count - left))
-      return true
     end
-    left = left - count
+    left, at = left - n, at + n
   end
-  return redis.call('LLEN', q.segments) > 0
+  redis.call('LTRIM', q.claimed, done, -1)
+  return segmented and redis.call('LLEN', q.segments) > 0
 end
 
 -- Moves the tasks of a consumer's claimed list after the first keep back to the head of
@@ -146,10 +178,17 @@ local function hand_back(q, keep, expired)
       l, count = segment_parse(segment)
     end
     local n = math.min(count, len - keep)
-    local lane = q.lanes[l]
+    local lane = q.lanes[l] or q.lane_normal
     for _ = 1, n do
-      local item = redis.call('LMOVE', q.claimed, lane, 'RIGHT', 'LEFT')
-      moved[#moved + 1] = { l, item }
+      local item
+      local key = l == KEYED and payload_key(redis.call('LINDEX', q.claimed, -1))
+      if key then
+        item = redis.call('RPOP', q.claimed)
+        key_return(q, key, item)
+      else
+        item = redis.call('LMOVE', q.claimed, lane, 'RIGHT', 'LEFT')
+      end
+      moved[#moved + 1] = { key and KEYED or (q.lanes[l] and l or NORMAL), item }
       if expired then
         redis.call('HINCRBY', q.deliveries, delivery_key(item), 1)
       end
@@ -173,22 +212,32 @@ local function hand_back(q, keep, expired)
   for i = #moved, 1, -1 do
     local l, item = moved[i][1], moved[i][2]
     local id = payload_id(item)
-    if id and redis.call('HEXISTS', q.state, id) == 1 then
+    if l == KEYED then
+      if id and redis.call('HEXISTS', q.state, id) == 1 then
+        redis.call('HSET', q.state, id, STATE_KEYED)
+      end
+    elseif id and redis.call('HEXISTS', q.state, id) == 1 then
       local lane = q.lanes[l]
       local pushed = tonumber(redis.call('HGET', q.counters, PUSHED[l]) or '0')
       local seq = pushed - redis.call('LLEN', lane) + 1 + ahead[l]
       redis.call('HSET', q.state, id, state_queued(l, seq))
     end
-    ahead[l] = ahead[l] + 1
+    if l ~= KEYED then
+      ahead[l] = ahead[l] + 1
+    end
   end
   ring(q.signal)
   return #moved
 end
 
--- Ends a consumer's hold on the queue: its lease and fence go.
+-- Ends a consumer's hold on the queue: its lease and fence go, and its ownership of an
+-- ordered queue.
 local function drop_lease(q, consumer)
   redis.call('ZREM', q.leases, consumer)
   redis.call('HDEL', q.fences, consumer)
+  if redis.call('HGET', q.owner, OWNER.consumer) == consumer then
+    redis.call('DEL', q.owner)
+  end
   if redis.call('LLEN', q.claimed) == 0 then
     redis.call('DEL', q.segments)
   end

@@ -21,12 +21,15 @@ end
 -- Applies n outcomes from ARGV[at..], 7 values each (kind, id, attempts, started_at,
 -- text, member, delay), with the record and done-list keys of outcome k at
 -- KEYS[keys + 2k - 1] and KEYS[keys + 2k]:
---   retry: member is the payload, due delay ms from now; text the error
+--   retry: member is the payload, due delay ms from now; text the error. A task with a key
+--          goes back to the head of its key's list, the key held until due (key_hold);
+--          on an ordered queue (ordered) it is kept in q.heads for the caller to put
+--          back at the head of the queue; any other waits in the scheduled set
 --   dead:  member is the dead-letter record; text the reason
 --   done:  text is the result
 --   mark:  only the record: member is the status (failed or dead), text the error
 -- Returns whether any dead letter was written.
-local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead)
+local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead, ordered)
   local any_dead = false
   local score = n > 0 and now_us() or 0
   for k = 1, n do
@@ -37,7 +40,15 @@ local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead)
     redis.call('HDEL', q.state, id)
     local status, field = nil, F.error
     if kind == 'retry' then
-      redis.call('ZADD', q.scheduled, now + tonumber(ARGV[a + 6]), member)
+      local due, key = now + tonumber(ARGV[a + 6]), payload_key(member)
+      if key then
+        key_hold(q, key, member, due)
+      elseif ordered then
+        q.heads[#q.heads + 1] = member
+        q.hold_ms = tonumber(ARGV[a + 6])
+      else
+        redis.call('ZADD', q.scheduled, due, member)
+      end
       status = S.failed
     elseif kind == 'dead' then
       add_dead(q, member, score + k)

@@ -3,7 +3,8 @@
 -- KEYS: the queue's keys (queue_keys()), then two per outcome: its record, its done list.
 -- ARGV[1] consumer id, [2] lease (ms), [3] mode, [4] the consumer's fencing token (0:
 -- none yet), [5] this call's number (increasing per consumer), [6] tasks done at the
--- head of the claimed list, [7] how many to take at most, [8] "1" to track task states,
+-- head of the claimed list, [7] how many to take at most, [8] flags: "t" to track task
+-- states, "o" for an ordered queue,
 -- [9] dead-letter count bound, [10] age bound (ms), [11] byte bound, [12] TTL of a done
 -- record (s), [13] of a dead one (s), [14..17] processed, failed, retried, dead counts,
 -- [18] latency samples, [19] n ids whose state to forget, then the ids, then the number
@@ -15,14 +16,19 @@
 -- large for one call); "release" acknowledges, records and hands every other claimed task
 -- back, dropping the lease; "evict" hands everything back unfenced (the consumer's own
 -- worker, at a shutdown deadline).
+-- An ordered queue is taken from only by its owner (own_queue); a retry there puts the
+-- task back at the head, the rest of the claimed list before it, and holds the queue
+-- until the retry is due (the hold key).
 -- Replies { status, token, n, items }: status "ok", or "stale" when the token is not the
--- consumer's fence (its lease ran out and its tasks went back: nothing was done); n is the
--- suspect's count for a claim (0: none), the tasks moved for a release.
+-- consumer's fence (its lease ran out and its tasks went back: nothing was done), "busy"
+-- when another consumer owns the ordered queue, "held" while its retry hold lasts (n: the
+-- ms left); n is the suspect's count for a claim (0: none), the tasks moved for a release.
 local q = queue()
 local now = now_ms()
 local consumer, mode = ARGV[1], ARGV[3]
 local token, seq, done = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local max, track = tonumber(ARGV[7]), ARGV[8] == '1'
+local max = tonumber(ARGV[7])
+local track, ordered = string.find(ARGV[8], 't', 1, true), string.find(ARGV[8], 'o', 1, true)
 local forget = tonumber(ARGV[19])
 local at = 20 + forget
 local claim = mode == 'claim' or mode == 'fill'
@@ -41,18 +47,28 @@ if claim or mode == 'release' or (mode == 'record' and token > 0) then
   end
   segmented = lanes
 end
+local status = 'ok'
+if ordered and claim and not own_queue(q, consumer, now) then
+  -- Without a token the consumer holds nothing here (else it would be stale).
+  if token == 0 then
+    return { 'busy', '0', '0', {} }
+  end
+  status, max = 'busy', 0
+end
 local suspects = (claim or mode == 'release') and redis.call('HLEN', q.deliveries) > 0
 
+-- Outcomes first: a retried task's key is held before its acknowledgement lets keys go.
+q.heads = {}
+local any_dead = apply_outcomes(q, tonumber(ARGV[at]), at + 1, QUEUE_KEYS, now, consumer,
+  ARGV[12], ARGV[13], ordered and mode ~= 'record')
+if type(any_dead) == 'table' then
+  return any_dead
+end
 if claim or mode == 'release' then
-  segmented = acknowledge(q, done, suspects, segmented)
+  segmented = acknowledge(q, done, suspects, segmented, consumer)
 end
 for i = 20, 19 + forget, CHUNK do
   redis.call('HDEL', q.state, unpack(ARGV, i, math.min(i + CHUNK - 1, 19 + forget)))
-end
-local any_dead = apply_outcomes(q, tonumber(ARGV[at]), at + 1, QUEUE_KEYS, now, consumer,
-  ARGV[12], ARGV[13])
-if type(any_dead) == 'table' then
-  return any_dead
 end
 if any_dead then
   trim_dead(q, tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), now)
@@ -66,10 +82,28 @@ if mode == 'record' then
   end
   return { 'ok', tostring(token), '0', {} }
 end
+if #q.heads > 0 then
+  -- An ordered queue's retry: what it took after the task goes back, then the task.
+  hand_back(q, 0, false)
+  segmented = false
+  for i = #q.heads, 1, -1 do
+    redis.call('LPUSH', q.lane_normal, q.heads[i])
+  end
+  redis.call('SET', q.hold, now + q.hold_ms, 'PX', math.max(q.hold_ms, 1))
+end
 if mode == 'release' then
   local moved = hand_back(q, 0, false)
   drop_lease(q, consumer)
   return { 'ok', '0', tostring(moved), {} }
+end
+local n = 0
+if ordered and claim and status == 'ok' then
+  n = redis.call('PTTL', q.hold)
+  if n > 0 then
+    status, max = 'held', 0
+  else
+    n = 0
+  end
 end
 promote(q, math.max(max, 100), now, track)
 local items, suspect = {}, 0
@@ -84,4 +118,7 @@ if claim then
   redis.call('HSET', q.fences, consumer, fence_value(token, seq, segmented))
   redis.call('ZADD', q.leases, now + tonumber(ARGV[2]), consumer)
 end
-return { 'ok', tostring(token), tostring(suspect), items }
+if status == 'held' then
+  suspect = n
+end
+return { status, tostring(token), tostring(suspect), items }
