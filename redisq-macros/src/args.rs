@@ -1,14 +1,15 @@
 //! Parsing of the attribute's arguments:
-//! `#[fifo(queue = "...", name = "...", workers = N, retries = N, fallback = "inline")]`.
+//! `#[fifo(queue = "...", name = "...", workers = N, retries = N, fallback = "inline", ...)]`.
 //!
-//! [`FifoArgs`] is parsed key by key, so a new key is one more `custom_keyword!`,
-//! one more field and one more branch in the loop. Every error is spanned at the
-//! offending tokens; validation that needs the whole list (a missing `queue`)
-//! happens after the loop.
+//! [`FifoArgs`] is parsed key by key into [`Keys`], so a new key is one more
+//! `custom_keyword!`, one more field and one more branch in [`Keys::parse_one`].
+//! Every error is spanned at the offending tokens; validation that needs the whole
+//! list (a missing `queue`, keys that go only with others) happens in
+//! [`Keys::finish`].
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::parse::{Parse, ParseStream};
-use syn::{Error, Ident, LitInt, LitStr, Token};
+use syn::{Error, Ident, LitBool, LitInt, LitStr, Token};
 
 /// The keys the attribute accepts.
 mod kw {
@@ -20,6 +21,9 @@ mod kw {
     syn::custom_keyword!(priority);
     syn::custom_keyword!(batch);
     syn::custom_keyword!(store_result);
+    syn::custom_keyword!(ordered);
+    syn::custom_keyword!(key);
+    syn::custom_keyword!(on_failure);
 }
 
 /// The parsed and validated arguments of one `#[fifo(...)]` attribute.
@@ -46,86 +50,168 @@ pub(crate) struct FifoArgs {
     pub(crate) batch: Option<LitInt>,
     /// `store_result = false`: keep no status record nor result (default true).
     pub(crate) store_result: bool,
+    /// `ordered = true`: the queue is consumed by one consumer at a time, in
+    /// enqueue order (default false). Never together with `key`.
+    pub(crate) ordered: bool,
+    /// `key = "..."`: the parameter (for a batch task, the item's field) whose value
+    /// orders the calls; never empty. A plain task's is checked against its
+    /// parameters by `signature::check_key`.
+    pub(crate) key: Option<LitStr>,
+    /// `on_failure = "dead_letter"`: a failed call of an ordered queue or a key is a
+    /// dead letter at once instead of holding back the calls behind it
+    /// (`"block"`, the default). Only with `ordered = true` or `key`.
+    pub(crate) dead_letter_failures: bool,
 }
 
 impl Parse for FifoArgs {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         // Kept for the span of a "missing `queue`" error.
         let all: TokenStream = input.cursor().token_stream();
-
-        let mut queue: Option<LitStr> = None;
-        let mut name: Option<LitStr> = None;
-        let mut workers: Option<LitInt> = None;
-        let mut retries: Option<LitInt> = None;
-        let mut fallback: Option<LitStr> = None;
-        let mut priority: Option<Ident> = None;
-        let mut batch: Option<LitInt> = None;
-        let mut store_result: Option<syn::LitBool> = None;
-
+        let mut keys = Keys::default();
         while !input.is_empty() {
-            let lookahead = input.lookahead1();
-            if lookahead.peek(kw::queue) {
-                let key: kw::queue = input.parse()?;
-                let value = parse_non_empty_str(input, "queue name must not be empty")?;
-                set_once(&mut queue, key, "queue", value)?;
-            } else if lookahead.peek(kw::name) {
-                let key: kw::name = input.parse()?;
-                let value = parse_non_empty_str(input, "task name must not be empty")?;
-                set_once(&mut name, key, "name", value)?;
-            } else if lookahead.peek(kw::workers) {
-                let key: kw::workers = input.parse()?;
-                let value = parse_workers(input)?;
-                set_once(&mut workers, key, "workers", value)?;
-            } else if lookahead.peek(kw::retries) {
-                let key: kw::retries = input.parse()?;
-                let value = parse_retries(input)?;
-                set_once(&mut retries, key, "retries", value)?;
-            } else if lookahead.peek(kw::fallback) {
-                let key: kw::fallback = input.parse()?;
-                let value = parse_fallback(input)?;
-                set_once(&mut fallback, key, "fallback", value)?;
-            } else if lookahead.peek(kw::priority) {
-                let key: kw::priority = input.parse()?;
-                let value = parse_priority(input)?;
-                set_once(&mut priority, key, "priority", value)?;
-            } else if lookahead.peek(kw::batch) {
-                let key: kw::batch = input.parse()?;
-                let value = parse_batch(input)?;
-                set_once(&mut batch, key, "batch", value)?;
-            } else if lookahead.peek(kw::store_result) {
-                let key: kw::store_result = input.parse()?;
-                input.parse::<Token![=]>()?;
-                let value: syn::LitBool = input.parse()?;
-                set_once(&mut store_result, key, "store_result", value)?;
-            } else {
-                return Err(lookahead.error());
-            }
-
+            keys.parse_one(input)?;
             if input.is_empty() {
                 break;
             }
             input.parse::<Token![,]>()?;
         }
+        keys.finish(all)
+    }
+}
 
-        let Some(queue) = queue else {
-            let message = "missing `queue` argument: write #[fifo(queue = \"name\")]";
-            return Err(if all.is_empty() {
-                Error::new(Span::call_site(), message)
-            } else {
-                Error::new_spanned(all, message)
-            });
+/// The keys given so far, each value checked on its own, with the key's token
+/// where a later check needs its span.
+#[derive(Default)]
+struct Keys {
+    queue: Option<LitStr>,
+    name: Option<LitStr>,
+    workers: Option<LitInt>,
+    retries: Option<LitInt>,
+    fallback: Option<LitStr>,
+    priority: Option<Ident>,
+    batch: Option<LitInt>,
+    store_result: Option<LitBool>,
+    ordered: Option<LitBool>,
+    key: Option<(kw::key, LitStr)>,
+    /// The key's token, and whether the value is `"dead_letter"`.
+    on_failure: Option<(kw::on_failure, bool)>,
+}
+
+impl Keys {
+    /// Parses one `key = value`.
+    fn parse_one(&mut self, input: ParseStream<'_>) -> syn::Result<()> {
+        let lookahead = input.lookahead1();
+        if lookahead.peek(kw::queue) {
+            let key: kw::queue = input.parse()?;
+            let value = parse_non_empty_str(input, "queue name must not be empty")?;
+            set_once(&mut self.queue, key, "queue", value)
+        } else if lookahead.peek(kw::name) {
+            let key: kw::name = input.parse()?;
+            let value = parse_non_empty_str(input, "task name must not be empty")?;
+            set_once(&mut self.name, key, "name", value)
+        } else if lookahead.peek(kw::workers) {
+            let key: kw::workers = input.parse()?;
+            let value = parse_workers(input)?;
+            set_once(&mut self.workers, key, "workers", value)
+        } else if lookahead.peek(kw::retries) {
+            let key: kw::retries = input.parse()?;
+            let value = parse_retries(input)?;
+            set_once(&mut self.retries, key, "retries", value)
+        } else if lookahead.peek(kw::fallback) {
+            let key: kw::fallback = input.parse()?;
+            let value = parse_fallback(input)?;
+            set_once(&mut self.fallback, key, "fallback", value)
+        } else if lookahead.peek(kw::priority) {
+            let key: kw::priority = input.parse()?;
+            let value = parse_priority(input)?;
+            set_once(&mut self.priority, key, "priority", value)
+        } else if lookahead.peek(kw::batch) {
+            let key: kw::batch = input.parse()?;
+            let value = parse_batch(input)?;
+            set_once(&mut self.batch, key, "batch", value)
+        } else if lookahead.peek(kw::store_result) {
+            let key: kw::store_result = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let value: LitBool = input.parse()?;
+            set_once(&mut self.store_result, key, "store_result", value)
+        } else if lookahead.peek(kw::ordered) {
+            let key: kw::ordered = input.parse()?;
+            let value = parse_ordered(input)?;
+            set_once(&mut self.ordered, key, "ordered", value)
+        } else if lookahead.peek(kw::key) {
+            let key: kw::key = input.parse()?;
+            let value = parse_non_empty_str(
+                input,
+                "`key` must not be empty: name a parameter (for a batch task, a field of the item)",
+            )?;
+            set_once(&mut self.key, key, "key", (key, value))
+        } else if lookahead.peek(kw::on_failure) {
+            let key: kw::on_failure = input.parse()?;
+            let value = parse_on_failure(input)?;
+            set_once(&mut self.on_failure, key, "on_failure", (key, value))
+        } else {
+            Err(lookahead.error())
+        }
+    }
+
+    /// The arguments, once the checks that need the whole list pass: `queue` is
+    /// there, and the ordering keys go together. `all` is the attribute's tokens.
+    fn finish(self, all: TokenStream) -> syn::Result<FifoArgs> {
+        let (ordered, ordering) = (self.is_ordered(), self.check_ordering());
+        let Some(queue) = self.queue else {
+            let mut error = missing_queue(all);
+            if let Err(more) = ordering {
+                error.combine(more);
+            }
+            return Err(error);
         };
-
+        ordering?;
         Ok(FifoArgs {
             queue,
-            name,
-            workers,
-            retries,
-            fallback_inline: fallback.is_some(),
-            priority,
-            batch,
-            store_result: store_result.is_none_or(|b| b.value),
+            name: self.name,
+            workers: self.workers,
+            retries: self.retries,
+            fallback_inline: self.fallback.is_some(),
+            priority: self.priority,
+            batch: self.batch,
+            store_result: self.store_result.is_none_or(|b| b.value),
+            ordered,
+            key: self.key.map(|(_, value)| value),
+            dead_letter_failures: self.on_failure.is_some_and(|(_, dead_letter)| dead_letter),
         })
+    }
+
+    /// Whether `ordered = true` was given.
+    fn is_ordered(&self) -> bool {
+        self.ordered.as_ref().is_some_and(|b| b.value)
+    }
+
+    /// `key` is not for an ordered queue, and `on_failure` is only for one or a key.
+    fn check_ordering(&self) -> syn::Result<()> {
+        let ordered = self.is_ordered();
+        match (&self.key, &self.on_failure) {
+            (Some((key, _)), _) if ordered => Err(Error::new_spanned(
+                key,
+                "`key` cannot be used with `ordered = true`: an ordered queue already runs \
+                 all its tasks in order, so use one or the other",
+            )),
+            (None, Some((on_failure, _))) if !ordered => Err(Error::new_spanned(
+                on_failure,
+                "`on_failure` only applies to ordered queues and keyed tasks: \
+                 add `ordered = true` or `key = \"...\"`, or remove it",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The error for an attribute without `queue`, spanned at its tokens (`all`).
+fn missing_queue(all: TokenStream) -> Error {
+    let message = "missing `queue` argument: write #[fifo(queue = \"name\")]";
+    if all.is_empty() {
+        Error::new(Span::call_site(), message)
+    } else {
+        Error::new_spanned(all, message)
     }
 }
 
@@ -219,6 +305,33 @@ fn parse_fallback(input: ParseStream<'_>) -> syn::Result<LitStr> {
     Ok(lit)
 }
 
+/// Parses `= true` or `= false`; anything else is an error at its first token.
+fn parse_ordered(input: ParseStream<'_>) -> syn::Result<LitBool> {
+    input.parse::<Token![=]>()?;
+    if input.peek(LitBool) {
+        return input.parse();
+    }
+    let token: TokenTree = input.parse()?;
+    Err(Error::new_spanned(
+        token,
+        "`ordered` must be `true` or `false`",
+    ))
+}
+
+/// Parses `= "block" | "dead_letter"`: whether a failure is a dead letter at once.
+fn parse_on_failure(input: ParseStream<'_>) -> syn::Result<bool> {
+    input.parse::<Token![=]>()?;
+    let lit: LitStr = input.parse()?;
+    match lit.value().as_str() {
+        "block" => Ok(false),
+        "dead_letter" => Ok(true),
+        _ => Err(Error::new_spanned(
+            lit,
+            "`on_failure` must be \"block\" or \"dead_letter\"",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::FifoArgs;
@@ -260,6 +373,82 @@ mod tests {
     }
 
     #[test]
+    fn ordering_keys() -> Result<(), String> {
+        let args = parse(quote!(queue = "q"))?;
+        assert!(!args.ordered && args.key.is_none() && !args.dead_letter_failures);
+        let args = parse(quote!(queue = "q", ordered = true))?;
+        assert!(args.ordered && args.key.is_none() && !args.dead_letter_failures);
+        let args = parse(quote!(queue = "q", ordered = true, on_failure = "block"))?;
+        assert!(args.ordered && !args.dead_letter_failures);
+        let args = parse(quote!(
+            queue = "q",
+            key = "device_id",
+            on_failure = "dead_letter"
+        ))?;
+        assert!(!args.ordered && args.dead_letter_failures);
+        assert_eq!(args.key.map(|k| k.value()).as_deref(), Some("device_id"));
+        // `ordered = false` is no ordered queue: a key goes with it.
+        let args = parse(quote!(queue = "q", ordered = false, key = "k"))?;
+        assert!(!args.ordered && args.key.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn ordering_errors() {
+        assert_eq!(
+            err(quote!(queue = "q", ordered = "yes")),
+            "`ordered` must be `true` or `false`"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", ordered = yes)),
+            "`ordered` must be `true` or `false`"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", key = "k", on_failure = "later")),
+            "`on_failure` must be \"block\" or \"dead_letter\""
+        );
+        let without = "`on_failure` only applies to ordered queues and keyed tasks: \
+                       add `ordered = true` or `key = \"...\"`, or remove it";
+        assert_eq!(err(quote!(queue = "q", on_failure = "block")), without);
+        assert_eq!(
+            err(quote!(
+                queue = "q",
+                ordered = false,
+                on_failure = "dead_letter"
+            )),
+            without
+        );
+        assert_eq!(
+            err(quote!(queue = "q", ordered = true, key = "k")),
+            "`key` cannot be used with `ordered = true`: an ordered queue already runs \
+             all its tasks in order, so use one or the other"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", key = "")),
+            "`key` must not be empty: name a parameter (for a batch task, a field of the item)"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", key = "a", key = "b")),
+            "expected only a single `key` argument"
+        );
+        assert_eq!(
+            err(quote!(queue = "q", ordered = true, ordered = true)),
+            "expected only a single `ordered` argument"
+        );
+    }
+
+    #[test]
+    fn a_missing_queue_and_a_misplaced_on_failure_are_both_reported() {
+        let errors: Vec<String> = match syn::parse2::<FifoArgs>(quote!(on_failure = "block")) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        };
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with("missing `queue` argument"));
+        assert!(errors[1].starts_with("`on_failure` only applies"));
+    }
+
+    #[test]
     fn workers_suffix_is_dropped() -> Result<(), String> {
         let args = parse(quote!(queue = "q", workers = 3u8))?;
         assert_eq!(args.workers.map(|w| w.to_string()).as_deref(), Some("3"));
@@ -278,7 +467,7 @@ mod tests {
         );
         assert_eq!(
             err(quote!(queue = "q", colour = 3)),
-            "expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`, `store_result`"
+            "expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`, `store_result`, `ordered`, `key`, `on_failure`"
         );
         assert_eq!(
             err(quote!(queue = "q", priority = "urgent")),

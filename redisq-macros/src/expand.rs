@@ -27,12 +27,12 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::ItemFn;
+use syn::{ItemFn, Signature};
 
 use crate::args::FifoArgs;
 use crate::fallback;
 use crate::plan::{Batch, Bodies, Plan};
-use crate::signature::{check_batch, check_signature, not_a_function};
+use crate::signature::{check_batch, check_key, check_signature, not_a_function, Param};
 use crate::types::Output;
 
 /// Expands `#[fifo(args)] item`. Never fails: errors become `compile_error!`s,
@@ -49,9 +49,7 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
     let parsed = syn::parse2::<FifoArgs>(args.clone());
     let params = check_signature(&func.sig);
     let params = match (&parsed, params) {
-        (Ok(parsed), Ok(params)) if parsed.batch.is_some() => {
-            check_batch(&func.sig, &params).map(|()| params)
-        }
+        (Ok(parsed), Ok(params)) => check_args_against(parsed, &func.sig, &params).map(|()| params),
         (_, params) => params,
     };
     match (parsed, params) {
@@ -62,6 +60,17 @@ pub(crate) fn fifo(args: TokenStream, item: TokenStream) -> TokenStream {
             errors.combine(more);
             fallback::expand(&errors, None, &args, &func, &item)
         }
+    }
+}
+
+/// The rules between the attribute and the signature: a batch task takes one `Vec`
+/// (its `key` names a field of the item, checked at run time); a plain task's
+/// `key` names one of its parameters.
+fn check_args_against(args: &FifoArgs, sig: &Signature, params: &[Param<'_>]) -> syn::Result<()> {
+    match (&args.batch, &args.key) {
+        (Some(_), _) => check_batch(sig, params),
+        (None, Some(key)) => check_key(key, params),
+        (None, None) => Ok(()),
     }
 }
 
@@ -582,8 +591,9 @@ fn result(plan: &Plan<'_>) -> TokenStream {
 fn with_builder(plan: &Plan<'_>) -> TokenStream {
     let backend = &plan.own.backend;
     quote! {
-        /// Options for the next call on `backend`: its priority lane, its queue, when it
-        /// is due. `with(&backend).priority(redisq::Priority::High).enqueue(..)`.
+        /// Options for the next call on `backend`: its priority lane, its queue, its
+        /// ordering key, when it is due.
+        /// `with(&backend).priority(redisq::Priority::High).enqueue(..)`.
         pub fn with(#backend: &::redisq::RedisQueueBackend) -> With<'_> {
             With {
                 backend: #backend,
@@ -637,6 +647,13 @@ fn with_methods(plan: &Plan<'_>) -> TokenStream {
             /// Goes to `queue`, named at run time, instead of the task's own.
             pub fn queue(mut self, queue: &'a str) -> Self {
                 self.options.queue = ::core::option::Option::Some(queue);
+                self
+            }
+
+            /// Orders this call by `key`: tasks of one key run one at a time, in enqueue
+            /// order (overrides `#[fifo(key = ...)]`).
+            pub fn key(mut self, key: &'a str) -> Self {
+                self.options.key = ::core::option::Option::Some(key);
                 self
             }
 
@@ -716,6 +733,71 @@ fn call(plan: &Plan<'_>) -> TokenStream {
 mod tests {
     use super::fifo;
     use quote::quote;
+
+    #[test]
+    fn ordering_keys_reach_the_registration() {
+        let def = |args: proc_macro2::TokenStream, item: proc_macro2::TokenStream| {
+            let out = fifo(args, item).to_string();
+            assert!(!out.contains("compile_error"), "{out}");
+            out
+        };
+        let out = def(
+            quote!(queue = "q", ordered = true),
+            quote!(
+                fn f(x: u8) {}
+            ),
+        );
+        assert!(out.contains("__redisq_call) . ordered () ;"), "{out}");
+        let out = def(
+            quote!(queue = "q", key = "device_id", on_failure = "dead_letter"),
+            quote!(
+                fn f(device_id: u32, at: u64) {}
+            ),
+        );
+        assert!(
+            out.contains("__redisq_call) . key (\"device_id\") . dead_letter_failures () ;"),
+            "{out}"
+        );
+        // A batch task's key is a field of the item: not checked here.
+        let out = def(
+            quote!(queue = "q", batch = 10, key = "device_id"),
+            quote!(
+                fn f(points: Vec<u8>) {}
+            ),
+        );
+        assert!(
+            out.contains(". batch (10) . key (\"device_id\") ;"),
+            "{out}"
+        );
+        // The builder sets one call's key.
+        assert!(
+            out.contains("pub fn key (mut self , key : & 'a str) -> Self"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_key_naming_no_parameter_is_an_error_at_it() {
+        let out = fifo(
+            quote!(queue = "q", key = "device"),
+            quote!(
+                fn f(device_id: u32, r#type: u8) {}
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("`key` must name one of the function's parameters: `device_id`, `type`")
+        );
+        assert!(!out.contains("inventory"));
+        let out = fifo(
+            quote!(queue = "q", key = "device"),
+            quote!(
+                fn f() {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("and it has none"));
+    }
 
     #[test]
     fn errors_keep_the_original_item() {

@@ -90,6 +90,9 @@ fn guess_args(args: &TokenStream) -> FifoArgs {
         priority: None,
         batch: given("batch").then(|| LitInt::new("1", Span::call_site())),
         store_result: true,
+        ordered: false,
+        key: None,
+        dead_letter_failures: false,
     }
 }
 

@@ -79,6 +79,8 @@ use proc_macro::TokenStream;
 ///     dead; `None` until then;
 ///   - `send_email::with(backend)`, a builder for one call's options:
 ///     `.priority(redisq::Priority::High)` (the lane), `.queue("emails-eu")`,
+///     `.key("device-7")` (the call's ordering key, instead of the value of the
+///     parameter `key = ".."` names),
 ///     `.delay(d)` or `.at(t)`, then `.enqueue(..)` or `.enqueue_many(items)`.
 ///
 /// Parameters of these functions that a task parameter's name would clash with
@@ -126,6 +128,22 @@ use proc_macro::TokenStream;
 ///   `redisq::Result<redisq::TaskId>`: `send_email::enqueue_or_run` on the global
 ///   backend. `"inline"` is the only value. Without it, the plain call returns
 ///   the `redisq::Error::Unavailable` error.
+/// - `ordered = true` (optional): makes the queue ordered: it is consumed by one
+///   consumer at a time across all processes, and its tasks start in enqueue
+///   order, across crashes too. Defaults to `false`. Not with `key`: an ordered
+///   queue already runs everything in order, so use one or the other.
+/// - `key = "param"` (optional): orders the calls by the value of the parameter
+///   `param`: tasks with the same key run one at a time, in enqueue order, across
+///   all threads and processes; tasks of different keys run in parallel. For a
+///   batch task, `key` names a field of the item (checked at run time, not by the
+///   macro), and a batch never holds two items of one key. Not empty.
+/// - `on_failure = "block" | "dead_letter"` (optional, only with `ordered = true`
+///   or `key`): what a failed call does to the tasks behind it. With `"block"`, the
+///   default, a retry holds back the later tasks of its queue (or of its key) until
+///   it succeeds or is dead; with `"dead_letter"`, a failed call goes to the dead
+///   letters at once and the later ones go on.
+///
+/// Priorities are ignored for ordered and keyed tasks, which wait in enqueue order.
 ///
 /// The function itself must be a free function (not a method), neither `async`,
 /// `const`, `unsafe`, `extern` nor generic, taking each argument as
@@ -220,7 +238,7 @@ use proc_macro::TokenStream;
 /// ```text
 /// missing `queue` argument: write #[fifo(queue = "name")]
 /// expected one of: `queue`, `name`, `workers`, `retries`, `fallback`, `priority`, `batch`,
-///     `store_result`                                 (an unknown key)
+///     `store_result`, `ordered`, `key`, `on_failure` (an unknown key)
 /// expected only a single `queue` argument            (a repeated key)
 /// queue name must not be empty
 /// task name must not be empty
@@ -230,6 +248,12 @@ use proc_macro::TokenStream;
 /// `fallback` must be "inline"
 /// `priority` must be "high", "normal" or "low"
 /// `batch` must be at least 1
+/// `ordered` must be `true` or `false`
+/// `key` must not be empty: ...
+/// `key` must name one of the function's parameters: `device_id`, `reading`
+/// `key` cannot be used with `ordered = true`: ...
+/// `on_failure` must be "block" or "dead_letter"
+/// `on_failure` only applies to ordered queues and keyed tasks: ...
 /// a batch task takes exactly one argument, a `Vec` of items: ...
 /// #[fifo] can only be applied to a free function     (a struct, an impl, ...)
 /// #[fifo] functions cannot take `self`

@@ -425,7 +425,8 @@ pub(crate) struct Def<'a> {
     /// The `queue` argument.
     pub(crate) queue: &'a LitStr,
     /// The `TaskDef` builder calls for the other arguments given:
-    /// `.workers(N) .retries(N) .priority(..) .batch(N) .no_store()`.
+    /// `.workers(N) .retries(N) .priority(..) .batch(N) .no_store() .ordered()
+    /// .key("..") .dead_letter_failures()`.
     pub(crate) options: TokenStream,
 }
 
@@ -443,10 +444,15 @@ impl<'a> Def<'a> {
             .map(|p| quote!(.priority(::redisq::Priority::#p)));
         let batch = args.batch.as_ref().map(|n| quote!(.batch(#n)));
         let no_store = (!args.store_result).then(|| quote!(.no_store()));
+        let ordered = args.ordered.then(|| quote!(.ordered()));
+        let key = args.key.as_ref().map(|key| quote!(.key(#key)));
+        let dead_letter = args
+            .dead_letter_failures
+            .then(|| quote!(.dead_letter_failures()));
         Def {
             name,
             queue: &args.queue,
-            options: quote!(#workers #retries #priority #batch #no_store),
+            options: quote!(#workers #retries #priority #batch #no_store #ordered #key #dead_letter),
         }
     }
 }

@@ -3,14 +3,17 @@
 //!
 //! [`check_signature`] reports every problem of a signature at once, each spanned
 //! at its own tokens, and returns the parameters (`name: Type`) of a valid one;
-//! [`check_batch`] adds the rule of a batch task. [`not_a_function`] is the error
-//! for the attribute on anything but a function.
+//! [`check_batch`] adds the rule of a batch task, [`check_key`] that of a plain
+//! task's `key`. [`not_a_function`] is the error for the attribute on anything but
+//! a function.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
 use syn::visit::Visit;
-use syn::{Error, FnArg, GenericParam, Generics, Ident, Item, Pat, ReturnType, Signature, Type};
+use syn::{
+    Error, FnArg, GenericParam, Generics, Ident, Item, LitStr, Pat, ReturnType, Signature, Type,
+};
 
 use crate::types::vec_item;
 
@@ -170,6 +173,25 @@ pub(crate) fn check_batch(sig: &Signature, params: &[Param<'_>]) -> syn::Result<
         [param] => Err(Error::new_spanned(param.ty, MESSAGE)),
         _ => Err(Error::new_spanned(&sig.inputs, MESSAGE)),
     }
+}
+
+/// A plain task's `key` names one of its parameters (as on the wire, without
+/// `r#`); the error, at the string, lists them.
+pub(crate) fn check_key(key: &LitStr, params: &[Param<'_>]) -> syn::Result<()> {
+    let names: Vec<String> = params.iter().map(|p| p.ident.unraw().to_string()).collect();
+    if names.contains(&key.value()) {
+        return Ok(());
+    }
+    let message = if names.is_empty() {
+        String::from("`key` must name one of the function's parameters, and it has none")
+    } else {
+        let names: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+        format!(
+            "`key` must name one of the function's parameters: {}",
+            names.join(", ")
+        )
+    };
+    Err(Error::new_spanned(key, message))
 }
 
 /// The error for an attribute on something that is not a free function, spanned

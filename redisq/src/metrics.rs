@@ -247,35 +247,7 @@ fn families(stats: &Stats) -> Vec<Family> {
             samples,
         });
     }
-    families.push(Family {
-        name: "redisq_key_pending",
-        help: "Tasks waiting or running of the busiest ordering keys (at most ten a queue).",
-        kind: MetricType::Gauge,
-        samples: queues
-            .iter()
-            .flat_map(|(queue, q)| {
-                q.busiest_keys.iter().map(|k| {
-                    (
-                        labels(queue, Some(("key", k.key.as_str()))),
-                        Value::Int(k.pending),
-                    )
-                })
-            })
-            .collect(),
-    });
-    families.push(Family {
-        name: "redisq_owner_since_timestamp_seconds",
-        help: "Since when the consumer labelled owns the ordered queue, Unix time in seconds.",
-        kind: MetricType::Gauge,
-        samples: queues
-            .iter()
-            .filter_map(|(queue, q)| {
-                let owner = q.owner.as_ref()?;
-                let labels = labels(queue, Some(("consumer", owner.consumer.as_str())));
-                Some((labels, Value::Float(owner.since as f64 / 1000.0)))
-            })
-            .collect(),
-    });
+    families.extend(order_families(queues));
     let alive = stats.processor_stats.workers_alive as u64;
     families.push(Family {
         name: "redisq_workers_alive",
@@ -290,6 +262,37 @@ fn families(stats: &Stats) -> Vec<Family> {
         samples: vec![(Vec::new(), Value::Int(u64::from(stats.redis_connected)))],
     });
     families
+}
+
+/// The families of ordering keys and ordered queues' owners.
+fn order_families(queues: &std::collections::BTreeMap<String, QueueStats>) -> [Family; 2] {
+    let labels = |queue: &String, (k, v): (&'static str, &str)| {
+        vec![("queue", queue.clone()), (k, v.to_owned())]
+    };
+    let pending = queues.iter().flat_map(|(queue, q)| {
+        q.busiest_keys
+            .iter()
+            .map(move |k| (labels(queue, ("key", &k.key)), Value::Int(k.pending)))
+    });
+    let owners = queues.iter().filter_map(|(queue, q)| {
+        let owner = q.owner.as_ref()?;
+        let since = Value::Float(owner.since as f64 / 1000.0);
+        Some((labels(queue, ("consumer", &owner.consumer)), since))
+    });
+    [
+        Family {
+            name: "redisq_key_pending",
+            help: "Tasks waiting or running of the busiest ordering keys (at most ten a queue).",
+            kind: MetricType::Gauge,
+            samples: pending.collect(),
+        },
+        Family {
+            name: "redisq_owner_since_timestamp_seconds",
+            help: "Since when the consumer labelled owns the ordered queue, Unix time in seconds.",
+            kind: MetricType::Gauge,
+            samples: owners.collect(),
+        },
+    ]
 }
 
 /// The collector registered for one rendering.

@@ -189,7 +189,6 @@ pub(crate) fn submit_many<A: Serialize>(
     }
     let calls = calls.into_iter();
     let mut ids = Vec::with_capacity(calls.size_hint().0);
-    let keyed = options.key.is_some() || def.key.is_some();
     let mut keys: Vec<String> = Vec::new();
     // One buffer for every payload; `ends[i]` is where payload `i` ends.
     let mut buf = Vec::with_capacity(ids.capacity().saturating_mul(128));
@@ -198,19 +197,7 @@ pub(crate) fn submit_many<A: Serialize>(
     for args in calls {
         let id = TaskId::generate();
         let start = buf.len();
-        let key = match options.key {
-            Some(key) => Some(key.to_owned()),
-            None if keyed => Some(key_of(def, &args)?),
-            None => None,
-        };
-        if let Some(key) = &key {
-            if key.len() > KEY_MAX {
-                return Err(Error::InvalidArgument(format!(
-                    "an ordering key may have at most {KEY_MAX} bytes; this one has {}",
-                    key.len()
-                )));
-            }
-        }
+        let key = call_key(def, options, &args)?;
         wire::encode_new(
             &mut buf,
             &id,
@@ -259,6 +246,27 @@ pub(crate) fn submit_many<A: Serialize>(
         None => backend.push(&batch, options.priority.unwrap_or(def.priority))?,
     }
     Ok(ids)
+}
+
+/// The ordering key of a call of `def` with `args`: the one `options` set, else the one
+/// `#[fifo(key = "...")]` names, else none; at most [`KEY_MAX`] bytes.
+fn call_key<A: Serialize>(
+    def: &TaskDef,
+    options: &Options<'_>,
+    args: &A,
+) -> Result<Option<String>> {
+    let key = match options.key {
+        Some(key) => key.to_owned(),
+        None if def.key.is_some() => key_of(def, args)?,
+        None => return Ok(None),
+    };
+    if key.len() > KEY_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "an ordering key may have at most {KEY_MAX} bytes; this one has {}",
+            key.len()
+        )));
+    }
+    Ok(Some(key))
 }
 
 /// The ordering key of a call of `def` (which has `#[fifo(key = "...")]`): the value of

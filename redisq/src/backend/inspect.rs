@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use redis::RedisResult;
+
 use super::RedisQueueBackend;
 use crate::clock::now_millis;
 use crate::error::{Error, Result};
-use crate::schema::{owner, stat, KEYED_COUNTER};
+use crate::schema::{owner, stat, QueueKeys, KEYED_COUNTER};
 use crate::status::{
     Durability, Health, KeyLoad, Percentiles, ProcessorStats, QueueOwner, QueueStats,
     RedisSettings, Stats, WorkerInfo,
@@ -78,30 +80,7 @@ impl RedisQueueBackend {
         let mut con = self.connection()?;
         let (normal, high, low, scheduled, dead, consumers, counts, samples): Replies =
             con.run(|c| pipe.query(c))?;
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGET").arg(keys.counters()).arg(KEYED_COUNTER);
-        pipe.cmd("ZCARD").arg(keys.load());
-        pipe.cmd("ZCARD").arg(keys.held());
-        pipe.cmd("ZRANGE")
-            .arg(keys.load())
-            .arg(0)
-            .arg(BUSIEST_KEYS - 1)
-            .arg("REV")
-            .arg("WITHSCORES");
-        pipe.cmd("HMGET")
-            .arg(keys.owner())
-            .arg(owner::CONSUMER)
-            .arg(owner::SINCE);
-        type KeyReplies = (
-            Option<i64>,
-            u64,
-            u64,
-            Vec<(String, f64)>,
-            (Option<String>, Option<u64>),
-        );
-        let (keyed, key_count, held_keys, busiest, (owner, since)): KeyReplies =
-            con.run(|c| pipe.query(c))?;
-        let keyed = u64::try_from(keyed.unwrap_or(0)).unwrap_or(0);
+        let order = con.run(|c| order_stats(c, &keys))?;
         let mut processing = 0;
         if !consumers.is_empty() {
             let mut pipe = redis::pipe();
@@ -126,7 +105,7 @@ impl RedisQueueBackend {
             queue_size: normal,
             priority_queue_size: high,
             low_queue_size: low,
-            total_pending: normal + high + low + keyed,
+            total_pending: normal + high + low + order.keyed,
             processing,
             scheduled,
             dead,
@@ -138,20 +117,11 @@ impl RedisQueueBackend {
             throughput_per_second: self.rate(&keys)?,
             wait_ms: Percentiles::of(waits),
             run_ms: Percentiles::of(runs),
-            keyed,
-            keys: key_count,
-            held_keys,
-            busiest_keys: busiest
-                .into_iter()
-                .map(|(key, pending)| KeyLoad {
-                    key,
-                    pending: pending.max(0.0) as u64,
-                })
-                .collect(),
-            owner: owner.map(|consumer| QueueOwner {
-                consumer,
-                since: since.unwrap_or(0),
-            }),
+            keyed: order.keyed,
+            keys: order.keys,
+            held_keys: order.held_keys,
+            busiest_keys: order.busiest_keys,
+            owner: order.owner,
         })
     }
 
@@ -256,4 +226,55 @@ impl RedisQueueBackend {
             },
         })
     }
+}
+
+/// What `queue_stats` reports of a queue's ordering keys and owner.
+struct OrderStats {
+    keyed: u64,
+    keys: u64,
+    held_keys: u64,
+    busiest_keys: Vec<KeyLoad>,
+    owner: Option<QueueOwner>,
+}
+
+/// Reads the figures of the queue's ordering keys and its owner, in one round trip.
+fn order_stats(con: &mut dyn redis::ConnectionLike, keys: &QueueKeys) -> RedisResult<OrderStats> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("HGET").arg(keys.counters()).arg(KEYED_COUNTER);
+    pipe.cmd("ZCARD").arg(keys.load());
+    pipe.cmd("ZCARD").arg(keys.held());
+    pipe.cmd("ZRANGE")
+        .arg(keys.load())
+        .arg(0)
+        .arg(BUSIEST_KEYS - 1)
+        .arg("REV")
+        .arg("WITHSCORES");
+    pipe.cmd("HMGET")
+        .arg(keys.owner())
+        .arg(owner::CONSUMER)
+        .arg(owner::SINCE);
+    type Replies = (
+        Option<i64>,
+        u64,
+        u64,
+        Vec<(String, f64)>,
+        (Option<String>, Option<u64>),
+    );
+    let (keyed, count, held_keys, busiest, (owner, since)): Replies = pipe.query(con)?;
+    Ok(OrderStats {
+        keyed: u64::try_from(keyed.unwrap_or(0)).unwrap_or(0),
+        keys: count,
+        held_keys,
+        busiest_keys: busiest
+            .into_iter()
+            .map(|(key, pending)| KeyLoad {
+                key,
+                pending: pending.max(0.0) as u64,
+            })
+            .collect(),
+        owner: owner.map(|consumer| QueueOwner {
+            consumer,
+            since: since.unwrap_or(0),
+        }),
+    })
 }

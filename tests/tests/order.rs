@@ -1,0 +1,331 @@
+//! Order against the real Redis server: tasks of one ordering key run one at a time in
+//! enqueue order across threads and workers, different keys in parallel, a retry holds
+//! back its key only; an ordered queue has one consumer at a time across workers, keeps
+//! its order through a retry and passes to another worker when its owner stops.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redisq::{fifo, RedisQueueBackend, TaskStatus, Worker};
+use redisq_test_support::wait_until;
+use serde::{Deserialize, Serialize};
+use support::TestNs;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Per test run: what started, in order ((key, n) and the attempt), what is running now,
+/// and every time two tasks of one key (or of an ordered queue) overlapped.
+#[derive(Default)]
+struct Log {
+    started: Vec<(String, u32, u32)>,
+    running: BTreeSet<String>,
+    overlaps: Vec<String>,
+    concurrent: usize,
+}
+
+static LOGS: Mutex<BTreeMap<String, Log>> = Mutex::new(BTreeMap::new());
+
+fn with_log<R>(run: &str, f: impl FnOnce(&mut Log) -> R) -> R {
+    f(LOGS.lock().unwrap().entry(run.to_owned()).or_default())
+}
+
+/// Runs a task of `key` number `n`: logs its start, checks nobody else of `key` runs,
+/// works a little.
+fn work(run: &str, key: &str, n: u32) {
+    let attempt = redisq::TaskContext::current().map_or(0, |c| c.attempt);
+    with_log(run, |log| {
+        log.started.push((key.to_owned(), n, attempt));
+        if !log.running.insert(key.to_owned()) {
+            log.overlaps.push(format!("{key} #{n}"));
+        }
+        log.concurrent = log.concurrent.max(log.running.len());
+    });
+    std::thread::sleep(Duration::from_micros(200 + u64::from(n % 5) * 300));
+    with_log(run, |log| log.running.remove(key));
+}
+
+/// The first start of every (key, n), in the order they happened, by key.
+fn first_starts(run: &str) -> BTreeMap<String, Vec<u32>> {
+    with_log(run, |log| {
+        let mut seen = BTreeSet::new();
+        let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (key, n, _) in &log.started {
+            if seen.insert((key.clone(), *n)) {
+                by_key.entry(key.clone()).or_default().push(*n);
+            }
+        }
+        by_key
+    })
+}
+
+fn started(run: &str) -> usize {
+    with_log(run, |log| log.started.len())
+}
+
+#[fifo(queue = "order-keys", key = "device")]
+fn point(run: String, device: String, n: u32) {
+    work(&run, &device, n);
+}
+
+#[fifo(queue = "order-keys-retry", key = "device", retries = 3)]
+fn flaky_point(run: String, device: String, n: u32) -> Result<(), String> {
+    work(&run, &device, n);
+    let attempt = redisq::TaskContext::current().map_or(1, |c| c.attempt);
+    if device == "a" && n == 0 && attempt == 1 {
+        return Err("the first attempt fails".to_owned());
+    }
+    Ok(())
+}
+
+#[fifo(
+    queue = "order-keys-dead",
+    key = "device",
+    retries = 5,
+    on_failure = "dead_letter"
+)]
+fn doomed_point(run: String, device: String, n: u32) -> Result<(), String> {
+    work(&run, &device, n);
+    if n == 1 {
+        return Err("never works".to_owned());
+    }
+    Ok(())
+}
+
+#[fifo(queue = "order-ledger", ordered = true, retries = 3)]
+fn entry(run: String, n: u32) -> Result<(), String> {
+    work(&run, "ledger", n);
+    let attempt = redisq::TaskContext::current().map_or(1, |c| c.attempt);
+    if n == 5 && attempt == 1 {
+        return Err("the first attempt fails".to_owned());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Point {
+    run: String,
+    device: String,
+    n: u32,
+}
+
+/// Per run: each batch's (device, n) items, as the batch saw them.
+static BATCHES: Mutex<BTreeMap<String, Vec<Vec<(String, u32)>>>> = Mutex::new(BTreeMap::new());
+
+#[fifo(queue = "order-batch", batch = 20, key = "device")]
+fn points(points: Vec<Point>) {
+    let Some(run) = points.first().map(|p| p.run.clone()) else {
+        return;
+    };
+    let items = points.iter().map(|p| (p.device.clone(), p.n)).collect();
+    BATCHES.lock().unwrap().entry(run).or_default().push(items);
+}
+
+fn backend(ns: &TestNs) -> RedisQueueBackend {
+    ns.backend
+        .clone()
+        .with_retry_backoff(Duration::from_millis(200), Duration::from_millis(200))
+}
+
+fn workers(backend: &RedisQueueBackend, queue: &str, threads: usize, n: usize) -> Vec<Worker> {
+    (0..n)
+        .map(|_| {
+            Worker::builder(backend.clone())
+                .queues([queue])
+                .threads(queue, threads)
+                .start()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn tasks_of_one_key_run_one_at_a_time_in_order_and_keys_in_parallel() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let (devices, per_device) = (24_u32, 30_u32);
+    // Enqueued interleaved, in a few batches, with the key set at the call site for one.
+    for n in 0..per_device {
+        for d in 0..devices {
+            let device = format!("d{d}");
+            if d == 0 {
+                point::with(&ns.backend)
+                    .key("d0")
+                    .enqueue(run.clone(), device, n)
+                    .unwrap();
+            } else {
+                point::enqueue(&ns.backend, run.clone(), device, n).unwrap();
+            }
+        }
+    }
+    let workers = workers(&ns.backend, "order-keys", 3, 2);
+    let total = (devices * per_device) as usize;
+    wait_until(WAIT, "every point ran", || started(&run) >= total);
+    for worker in workers {
+        worker.shutdown();
+    }
+    let by_key = first_starts(&run);
+    assert_eq!(by_key.len(), devices as usize);
+    for (key, ns_) in &by_key {
+        assert_eq!(*ns_, (0..per_device).collect::<Vec<_>>(), "order of {key}");
+    }
+    with_log(&run, |log| {
+        assert!(log.overlaps.is_empty(), "overlapping: {:?}", log.overlaps);
+        assert_eq!(log.started.len(), total, "each ran once");
+        assert!(log.concurrent > 1, "different keys ran in parallel");
+    });
+    let queue = ns.backend.queue_stats("order-keys").unwrap();
+    assert_eq!(
+        (queue.total_pending, queue.keyed, queue.keys),
+        (0, 0, 0),
+        "{queue:?}"
+    );
+}
+
+#[test]
+fn a_retry_holds_back_the_later_tasks_of_its_key_only() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let backend = backend(&ns);
+    for n in 0..10 {
+        flaky_point::enqueue(&backend, run.clone(), "a".into(), n).unwrap();
+        flaky_point::enqueue(&backend, run.clone(), "b".into(), n).unwrap();
+    }
+    let workers = workers(&backend, "order-keys-retry", 2, 1);
+    wait_until(WAIT, "every point ran", || started(&run) >= 21);
+    for worker in workers {
+        worker.shutdown();
+    }
+    let log: Vec<(String, u32, u32)> = with_log(&run, |log| log.started.clone());
+    let of_a: Vec<(u32, u32)> = log
+        .iter()
+        .filter(|(k, _, _)| k == "a")
+        .map(|(_, n, attempt)| (*n, *attempt))
+        .collect();
+    let mut expected = vec![(0, 1), (0, 2)];
+    expected.extend((1..10).map(|n| (n, 1)));
+    assert_eq!(of_a, expected, "a's retry runs before a's later tasks");
+    // b went on while a waited out its backoff: all of b started before a's retry.
+    let retry_at = log
+        .iter()
+        .position(|(k, n, a)| k == "a" && *n == 0 && *a == 2);
+    let last_b = log.iter().rposition(|(k, _, _)| k == "b");
+    assert!(last_b < retry_at, "b was held back by a's retry: {log:?}");
+}
+
+#[test]
+fn on_failure_dead_letter_sets_the_task_aside_at_once_and_its_key_goes_on() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let ids: Vec<_> = (0..4)
+        .map(|n| doomed_point::enqueue(&ns.backend, run.clone(), "k".into(), n).unwrap())
+        .collect();
+    let workers = workers(&ns.backend, "order-keys-dead", 1, 1);
+    wait_until(WAIT, "every point ran", || started(&run) >= 4);
+    wait_until(WAIT, "the failed one is dead", || {
+        ns.backend.task(&ids[1]).unwrap().map(|t| t.status) == Some(TaskStatus::Dead)
+    });
+    for worker in workers {
+        worker.shutdown();
+    }
+    assert_eq!(first_starts(&run)["k"], vec![0, 1, 2, 3]);
+    assert_eq!(started(&run), 4, "no retry");
+    assert_eq!(ns.dead("order-keys-dead").len(), 1);
+}
+
+#[test]
+fn an_ordered_queue_has_one_consumer_and_keeps_its_order_through_a_retry() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let backend = backend(&ns);
+    for n in 0..60 {
+        entry::enqueue(&backend, run.clone(), n).unwrap();
+    }
+    let workers = workers(&backend, "order-ledger", 4, 3);
+    wait_until(WAIT, "every entry ran", || started(&run) >= 61);
+    for worker in workers {
+        worker.shutdown();
+    }
+    let log: Vec<(u32, u32)> = with_log(&run, |log| {
+        assert!(log.overlaps.is_empty(), "overlapping: {:?}", log.overlaps);
+        log.started.iter().map(|(_, n, a)| (*n, *a)).collect()
+    });
+    let mut expected: Vec<(u32, u32)> = (0..6).map(|n| (n, 1)).collect();
+    expected.push((5, 2));
+    expected.extend((6..60).map(|n| (n, 1)));
+    assert_eq!(log, expected);
+}
+
+#[test]
+fn an_ordered_queue_passes_to_another_worker_when_its_owner_stops() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let first = workers(&ns.backend, "order-ledger", 1, 1);
+    for n in 0..20 {
+        entry::enqueue(&ns.backend, run.clone(), n + 100).unwrap();
+    }
+    wait_until(WAIT, "the first worker ran some", || started(&run) >= 20);
+    let queue = ns.backend.queue_stats("order-ledger").unwrap();
+    let owner = queue.owner.clone().expect("an owner");
+    assert!(owner.consumer.starts_with(first[0].id()), "{owner:?}");
+    let second = workers(&ns.backend, "order-ledger", 1, 1);
+    for worker in first {
+        worker.shutdown();
+    }
+    for n in 20..40 {
+        entry::enqueue(&ns.backend, run.clone(), n + 100).unwrap();
+    }
+    wait_until(WAIT, "the second worker ran the rest", || {
+        started(&run) >= 40
+    });
+    let queue = ns.backend.queue_stats("order-ledger").unwrap();
+    let owner = queue.owner.clone().expect("an owner");
+    assert!(owner.consumer.starts_with(second[0].id()), "{owner:?}");
+    for worker in second {
+        worker.shutdown();
+    }
+    assert_eq!(first_starts(&run)["ledger"], (100..140).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_batch_never_holds_two_items_of_one_key_and_keys_stay_in_order() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let items: Vec<Point> = (0..15)
+        .flat_map(|n| {
+            let run = run.clone();
+            (0..8).map(move |d| Point {
+                run: run.clone(),
+                device: format!("d{d}"),
+                n,
+            })
+        })
+        .collect();
+    points::enqueue_many(&ns.backend, items).unwrap();
+    let workers = workers(&ns.backend, "order-batch", 2, 1);
+    let seen = || {
+        BATCHES
+            .lock()
+            .unwrap()
+            .get(&run)
+            .map_or(0, |b| b.iter().map(Vec::len).sum::<usize>())
+    };
+    wait_until(WAIT, "every item ran", || seen() >= 120);
+    for worker in workers {
+        worker.shutdown();
+    }
+    let batches = BATCHES.lock().unwrap().get(&run).cloned().unwrap();
+    let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for batch in &batches {
+        let keys: BTreeSet<&String> = batch.iter().map(|(d, _)| d).collect();
+        assert_eq!(keys.len(), batch.len(), "two items of one key: {batch:?}");
+        for (device, n) in batch {
+            by_key.entry(device.clone()).or_default().push(*n);
+        }
+    }
+    for (key, ns_) in by_key {
+        assert_eq!(ns_, (0..15).collect::<Vec<_>>(), "order of {key}");
+    }
+}
