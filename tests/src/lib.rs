@@ -126,6 +126,30 @@ pub mod crash {
         Ok(())
     }
 
+    /// Appends `start:<key>:<tag>:<pid>` to the order list; with `hold`, waits (up to a
+    /// minute) for the release key; then `done:<key>:<tag>:<pid>`. Tasks of one key run
+    /// one at a time, in order.
+    #[fifo(queue = "procs-keyed", name = "crash.keyed", key = "key")]
+    pub fn keyed(ns: String, key: String, tag: String, hold: bool) -> Result<(), String> {
+        let pid = std::process::id();
+        note(&ns, format!("start:{key}:{tag}:{pid}"))?;
+        if hold {
+            wait_release(&ns)?;
+        }
+        note(&ns, format!("done:{key}:{tag}:{pid}"))
+    }
+
+    /// As [`keyed`], on an ordered queue (one consumer at a time), its key `ordered`.
+    #[fifo(queue = "procs-ordered", name = "crash.ordered", ordered = true)]
+    pub fn ordered(ns: String, tag: String, hold: bool) -> Result<(), String> {
+        let pid = std::process::id();
+        note(&ns, format!("start:ordered:{tag}:{pid}"))?;
+        if hold {
+            wait_release(&ns)?;
+        }
+        note(&ns, format!("done:ordered:{tag}:{pid}"))
+    }
+
     /// Counts its run, then kills its process (a poison pill: a task that aborts, runs out
     /// of memory or overflows its stack).
     #[fifo(queue = "procs", name = "crash.abort")]

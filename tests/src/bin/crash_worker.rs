@@ -29,6 +29,8 @@ fn main() {
         redisq_tests::crash::mark::NAME,
         redisq_tests::crash::abort::NAME,
         redisq_tests::crash::hold_batch::NAME,
+        redisq_tests::crash::keyed::NAME,
+        redisq_tests::crash::ordered::NAME,
     );
     let mut builder = redisq::Worker::builder(backend).prefetch(var("PREFETCH", 10));
     let names: Vec<&str> = queues.split(',').filter(|q| !q.is_empty()).collect();
