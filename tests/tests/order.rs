@@ -123,6 +123,27 @@ fn points(points: Vec<Point>) {
     BATCHES.lock().unwrap().entry(run).or_default().push(items);
 }
 
+/// Per run: each call's items, and whether that call failed.
+static FLAKY: Mutex<BTreeMap<String, Vec<(Vec<(String, u32)>, bool)>>> =
+    Mutex::new(BTreeMap::new());
+
+#[fifo(queue = "order-batch-retry", batch = 20, key = "device", retries = 3)]
+fn flaky_points(points: Vec<Point>) -> Result<(), String> {
+    let Some(run) = points.first().map(|p| p.run.clone()) else {
+        return Ok(());
+    };
+    let items: Vec<(String, u32)> = points.iter().map(|p| (p.device.clone(), p.n)).collect();
+    let mut calls = FLAKY.lock().unwrap();
+    let calls = calls.entry(run).or_default();
+    // The first call fails: its items go back to the heads of their keys.
+    let fail = calls.is_empty();
+    calls.push((items, fail));
+    if fail {
+        return Err("the first batch fails".to_owned());
+    }
+    Ok(())
+}
+
 fn backend(ns: &TestNs) -> RedisQueueBackend {
     ns.backend
         .clone()
@@ -290,7 +311,7 @@ fn an_ordered_queue_passes_to_another_worker_when_its_owner_stops() {
 }
 
 #[test]
-fn a_batch_never_holds_two_items_of_one_key_and_keys_stay_in_order() {
+fn a_batch_holds_the_items_of_one_key_in_order_and_no_key_is_in_two_batches_at_once() {
     let ns = TestNs::new();
     let run = ns.name.clone();
     let items: Vec<Point> = (0..15)
@@ -319,13 +340,72 @@ fn a_batch_never_holds_two_items_of_one_key_and_keys_stay_in_order() {
     let batches = BATCHES.lock().unwrap().get(&run).cloned().unwrap();
     let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for batch in &batches {
-        let keys: BTreeSet<&String> = batch.iter().map(|(d, _)| d).collect();
-        assert_eq!(keys.len(), batch.len(), "two items of one key: {batch:?}");
         for (device, n) in batch {
             by_key.entry(device.clone()).or_default().push(*n);
         }
     }
+    assert!(
+        batches.iter().any(|b| {
+            let keys: BTreeSet<&String> = b.iter().map(|(d, _)| d).collect();
+            keys.len() < b.len()
+        }),
+        "a batch takes several items of one key: {batches:?}"
+    );
     for (key, ns_) in by_key {
         assert_eq!(ns_, (0..15).collect::<Vec<_>>(), "order of {key}");
     }
+}
+
+#[test]
+fn a_failed_batch_s_items_go_back_to_the_heads_of_their_keys_in_order() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let backend = backend(&ns);
+    let items: Vec<Point> = (0..10)
+        .flat_map(|n| {
+            let run = run.clone();
+            (0..4).map(move |d| Point {
+                run: run.clone(),
+                device: format!("d{d}"),
+                n,
+            })
+        })
+        .collect();
+    flaky_points::enqueue_many(&backend, items).unwrap();
+    let workers = workers(&backend, "order-batch-retry", 2, 1);
+    let stored = || {
+        FLAKY.lock().unwrap().get(&run).map_or(0, |calls| {
+            calls
+                .iter()
+                .filter(|(_, failed)| !failed)
+                .map(|(i, _)| i.len())
+                .sum::<usize>()
+        })
+    };
+    wait_until(WAIT, "every item stored", || stored() >= 40);
+    for worker in workers {
+        worker.shutdown();
+    }
+    let calls = FLAKY.lock().unwrap().get(&run).cloned().unwrap();
+    assert!(calls[0].1 && !calls[0].0.is_empty(), "{calls:?}");
+    let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (items, _) in calls.iter().filter(|(_, failed)| !failed) {
+        for (device, n) in items {
+            by_key.entry(device.clone()).or_default().push(*n);
+        }
+    }
+    assert_eq!(by_key.len(), 4);
+    for (key, ns_) in by_key {
+        assert_eq!(
+            ns_,
+            (0..10).collect::<Vec<_>>(),
+            "{key}: once each, in order"
+        );
+    }
+    let queue = backend.queue_stats("order-batch-retry").unwrap();
+    assert_eq!(
+        (queue.keyed, queue.keys, queue.held_keys),
+        (0, 0, 0),
+        "{queue:?}"
+    );
 }

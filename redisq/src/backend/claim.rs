@@ -318,6 +318,9 @@ pub(crate) struct Take {
     pub(crate) track: bool,
     /// The queue is ordered: take only as its owner, hold it for a retry.
     pub(crate) ordered: bool,
+    /// Tasks of one ordering key a claim takes at most (0 or 1: one; a batch task's queue
+    /// takes up to a batch of one key, which then fails or succeeds as a unit).
+    pub(crate) per_key: usize,
 }
 
 /// What `settle.lua` answers: `{ status, token, n, { items… } }`.

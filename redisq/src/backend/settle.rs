@@ -13,12 +13,20 @@ use crate::status::TaskStatus;
 /// in calls of their own first (recording twice is harmless, acknowledging early is not).
 const OUTCOMES_PER_CALL: usize = 500;
 
-/// The outcomes too many for the last call, in calls of their own, and the rest.
+/// The outcomes too many for the last call, in calls of their own, and the rest. Every
+/// retry goes in the last call (with the acknowledgement, which a lost reply repeats only
+/// when it did not land): a retry of an ordered queue or of a key puts the task back at a
+/// head, which must happen once.
 pub(super) fn split_outcomes(
     outcomes: &[Outcome],
 ) -> (std::slice::Chunks<'_, Outcome>, &[Outcome]) {
     let last = outcomes.len().saturating_sub(1) / OUTCOMES_PER_CALL * OUTCOMES_PER_CALL;
-    let (leading, rest) = outcomes.split_at(last);
+    let first_retry = outcomes
+        .iter()
+        .position(|o| matches!(o, Outcome::Retry { .. }))
+        .unwrap_or(last);
+    let (leading, rest) =
+        outcomes.split_at(last.min(first_retry) / OUTCOMES_PER_CALL * OUTCOMES_PER_CALL);
     (leading.chunks(OUTCOMES_PER_CALL), rest)
 }
 
@@ -116,12 +124,12 @@ impl<'a> SettleCall<'a> {
             .arg(self.seq)
             .arg(self.done)
             .arg(self.max)
-            .arg(match (self.take.track, self.take.ordered) {
-                (true, true) => "to",
-                (true, false) => "t",
-                (false, true) => "o",
-                (false, false) => "-",
-            })
+            .arg(format!(
+                "{}{}k{}",
+                if self.take.track { "t" } else { "-" },
+                if self.take.ordered { "o" } else { "-" },
+                self.take.per_key.max(1)
+            ))
             .arg(config.dead_max)
             .arg(config.dead_max_age_ms())
             .arg(config.dead_max_bytes)
@@ -224,5 +232,17 @@ mod tests {
         assert_eq!(sizes(500), (vec![], 500));
         assert_eq!(sizes(501), (vec![500], 1));
         assert_eq!(sizes(1_200), (vec![500, 500], 200));
+        let mut outcomes = done(1_200);
+        outcomes[700] = Outcome::Retry {
+            id: "r".to_owned(),
+            attempts: 1,
+            error: String::new(),
+            started_at: 0,
+            payload: Vec::new(),
+            delay_ms: 0,
+        };
+        let (leading, last) = split_outcomes(&outcomes);
+        assert_eq!(leading.map(<[Outcome]>::len).collect::<Vec<_>>(), [500]);
+        assert_eq!(last.len(), 700, "the retry and everything after it go last");
     }
 }

@@ -178,6 +178,7 @@ impl Consumer {
         let take = Take {
             track: q.records,
             ordered: q.ordered,
+            per_key: q.batch,
         };
         let settled = state.redis.settle(&q.name, report, mode, max, take);
         self.publish_token(state, queue);

@@ -117,8 +117,8 @@ impl WorkerBuilder {
     ///
     /// # Errors
     /// [`Error::DuplicateTask`] when two tasks share a wire name; [`Error::Config`] when
-    /// there is no queue to serve or a queue name is empty, or when ordered queues or keys
-    /// are linked into a worker of at-most-once delivery; [`Error::Auth`] when Redis
+    /// there is no queue to serve or a queue name is empty, or when a worker of at-most-once
+    /// delivery would serve an ordered queue or a task with an ordering key; [`Error::Auth`] when Redis
     /// refuses the credentials or a command to this user; [`Error::Spawn`] when a thread
     /// cannot be started.
     pub fn start(self) -> Result<Worker> {

@@ -36,16 +36,18 @@ local function key_push(q, key, payload)
   redis.call('HINCRBY', q.counters, KEYED_COUNTER, 1)
 end
 
--- Puts a task back at the head of its key's list, the key first in line (a hand-back).
-local function key_return(q, key, payload)
-  redis.call('LPUSH', q.key_prefix .. key, payload)
-  redis.call('HDEL', q.busy, key)
-  redis.call('LPUSH', q.ready, key)
+-- n acknowledged tasks of key are gone from its load (a retried one was counted again by
+-- key_hold first, so its load never drops to 0 on the way).
+local function key_unload(q, key, n)
+  if tonumber(redis.call('ZINCRBY', q.load, -n, key)) <= 0 then
+    redis.call('ZREM', q.load, key)
+  end
+  redis.call('HINCRBY', q.counters, KEYED_COUNTER, -n)
 end
 
--- The key's head task finished for good (done or dead): the key goes to the back of the
--- line when it has more, and its load goes down. Only while consumer holds it.
-local function key_finished(q, key, consumer)
+-- The consumer holding key has no task of it left: the key goes to the back of the line
+-- when it has more. Only while consumer holds it (not while a retry holds it).
+local function key_release(q, key, consumer)
   if redis.call('HGET', q.busy, key) ~= consumer then
     return
   end
@@ -53,22 +55,20 @@ local function key_finished(q, key, consumer)
   if redis.call('EXISTS', q.key_prefix .. key) == 1 then
     redis.call('RPUSH', q.ready, key)
   end
-  if tonumber(redis.call('ZINCRBY', q.load, -1, key)) <= 0 then
-    redis.call('ZREM', q.load, key)
-  end
-  redis.call('HINCRBY', q.counters, KEYED_COUNTER, -1)
 end
 
--- The key's head task failed and runs again due (Unix ms): back at the head of its list,
--- the key held until then, so nothing of the key overtakes it. Once: a key has one task
--- out at a time, so a key already held holds this one (an outcome recorded again).
-local function key_hold(q, key, payload, due)
-  if redis.call('HGET', q.busy, key) == HELD then
-    return
+-- The failed tasks of one key (payloads, in their order) run again due (Unix ms): back at
+-- the head of its list, the key held until then, so nothing of the key overtakes them.
+-- They count in the key's load again (their acknowledgement takes them out once).
+local function key_hold(q, key, payloads, due)
+  local list = q.key_prefix .. key
+  for i = #payloads, 1, -1 do
+    redis.call('LPUSH', list, payloads[i])
   end
-  redis.call('LPUSH', q.key_prefix .. key, payload)
   redis.call('HSET', q.busy, key, HELD)
   redis.call('ZADD', q.held, due, key)
+  redis.call('ZINCRBY', q.load, #payloads, key)
+  redis.call('HINCRBY', q.counters, KEYED_COUNTER, #payloads)
 end
 
 -- Releases up to max keys whose retry is due, first in line. Returns how many.
@@ -86,11 +86,32 @@ local function key_release_due(q, max, now)
   return #due
 end
 
--- Takes the head task of up to want ready keys, at most one per key, each key then held by
--- consumer (when claimed; a pop for at most once puts the key back in line). A suspect
--- (see takeable) comes alone and only when alone allows; else it and the keys after it
--- stay first in line. Returns the payloads and the suspect's count (0: none).
-local function take_keyed(q, want, consumer, claimed, alone, suspects)
+-- How many of the first n tasks of a key's list to take: up to the first suspect (see
+-- takeable), which comes alone and only when alone allows. Returns the count and the
+-- suspect's count when it is taken.
+local function key_takeable(q, list, n, alone, suspects)
+  if not suspects then
+    return n, 0
+  end
+  local head = redis.call('LRANGE', list, 0, n - 1)
+  for i = 1, #head do
+    local count = redis.call('HGET', q.deliveries, delivery_key(head[i]))
+    if count then
+      if i == 1 and alone then
+        return 1, tonumber(count)
+      end
+      return i - 1, 0
+    end
+  end
+  return #head, 0
+end
+
+-- Takes tasks of up to want ready keys, from the head of each key's list: up to per_key of
+-- one key (its tasks then run one after the other, in order, on this consumer), each key
+-- then held by consumer (when claimed; a pop for at most once puts the key back in line).
+-- A suspect (see takeable) comes alone and only when alone allows; else it and the keys
+-- after it stay first in line. Returns the payloads and the suspect's count (0: none).
+local function take_keyed(q, want, per_key, consumer, claimed, alone, suspects)
   local items, suspect = {}, 0
   local keys = want > 0 and redis.call('LPOP', q.ready, want)
   if not keys then
@@ -100,26 +121,26 @@ local function take_keyed(q, want, consumer, claimed, alone, suspects)
   for i = 1, #keys do
     local key = keys[i]
     local list = q.key_prefix .. key
-    local item = redis.call('LINDEX', list, 0)
-    if item and claimed and suspects then
-      local count = redis.call('HGET', q.deliveries, delivery_key(item))
-      if count and not (alone and #items == 0) then
-        back = i
-        break
-      end
-      suspect = tonumber(count or '0')
+    local n, count = math.min(per_key, want - #items), 0
+    if n > 0 and claimed then
+      n, count = key_takeable(q, list, n, alone and #items == 0, suspects)
     end
-    if item then
-      redis.call('LPOP', list)
-      items[#items + 1] = item
-      if claimed then
-        held[#held + 1] = key
-        held[#held + 1] = consumer
-      elseif redis.call('EXISTS', list) == 1 then
-        redis.call('RPUSH', q.ready, key)
-      end
+    if n <= 0 then
+      back = i
+      break
     end
-    if suspect > 0 then
+    local got = redis.call('LPOP', list, n) or {}
+    for j = 1, #got do
+      items[#items + 1] = got[j]
+    end
+    if claimed and #got > 0 then
+      held[#held + 1] = key
+      held[#held + 1] = consumer
+    elseif redis.call('EXISTS', list) == 1 then
+      redis.call('RPUSH', q.ready, key)
+    end
+    suspect = count
+    if suspect > 0 or #items >= want then
       back = i + 1
       break
     end

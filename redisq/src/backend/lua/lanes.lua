@@ -67,8 +67,9 @@ end
 -- signal list, so that a consumer blocked on it wakes only for tasks pushed after; taking
 -- some trims it to a few tokens. Returns the payloads, the suspect's count (0: none) and
 -- whether the claimed list is segmented.
-local function take(q, max, now, consumer, track, claimed, alone, suspects, segmented)
-  local items, suspect = take_keyed(q, max, consumer, claimed, alone, suspects)
+local function take(q, max, per_key, now, consumer, track, claimed, alone, suspects,
+    segmented)
+  local items, suspect = take_keyed(q, max, per_key, consumer, claimed, alone, suspects)
   local parts = {}
   if #items > 0 then
     parts[1] = { KEYED, #items }
@@ -124,10 +125,23 @@ local function take(q, max, now, consumer, track, claimed, alone, suspects, segm
   return items, suspect, segmented
 end
 
+-- The keys of the claimed tasks from first to last (0-based, -1: the end) that came from
+-- key lists, with how many tasks of each, in a table by key.
+local function claimed_keys(q, first, last)
+  local keys = {}
+  for _, item in ipairs(redis.call('LRANGE', q.claimed, first, last)) do
+    local key = payload_key(item)
+    if key then
+      keys[key] = (keys[key] or 0) + 1
+    end
+  end
+  return keys
+end
+
 -- Drops the first done tasks of the claimed list (acknowledged) and their segments,
--- forgets their delivery counts (when suspects), and lets the keys of those that came from
--- a key list go on (key_finished, for consumer). Returns whether the list is still
--- segmented.
+-- forgets their delivery counts (when suspects), and takes those that came from a key
+-- list out of their keys' load; a key with none of its tasks left in the list goes on
+-- (key_release, for consumer). Returns whether the list is still segmented.
 local function acknowledge(q, done, suspects, segmented, consumer)
   if done <= 0 then
     return segmented
@@ -138,7 +152,7 @@ local function acknowledge(q, done, suspects, segmented, consumer)
       redis.call('HDEL', q.deliveries, delivery_key(acked[i]))
     end
   end
-  local left, at = done, 0
+  local left, at, keyed = done, 0, false
   while segmented and left > 0 do
     local segment = redis.call('LPOP', q.segments)
     if not segment then
@@ -147,18 +161,20 @@ local function acknowledge(q, done, suspects, segmented, consumer)
     end
     local l, count = segment_parse(segment)
     local n = math.min(count, left)
-    if l == KEYED then
-      for _, item in ipairs(redis.call('LRANGE', q.claimed, at, at + n - 1)) do
-        local key = payload_key(item)
-        if key then
-          key_finished(q, key, consumer)
-        end
-      end
-    end
+    keyed = keyed or l == KEYED
     if count > left then
       redis.call('LPUSH', q.segments, segment_value(l, count - left))
     end
     left, at = left - n, at + n
+  end
+  if keyed then
+    local kept = redis.call('LLEN', q.claimed) > done and claimed_keys(q, done, -1) or {}
+    for key, n in pairs(claimed_keys(q, 0, done - 1)) do
+      key_unload(q, key, n)
+      if not kept[key] then
+        key_release(q, key, consumer)
+      end
+    end
   end
   redis.call('LTRIM', q.claimed, done, -1)
   return segmented and redis.call('LLEN', q.segments) > 0
@@ -169,7 +185,9 @@ end
 -- their exact place. When expired (the lease ran out), counts a delivery for each, so
 -- that a task that kills its worker is found out. Returns how many moved.
 local function hand_back(q, keep, expired)
-  local moved = {}
+  local moved, returned = {}, {}
+  -- Keys with tasks in the part kept stay with the consumer.
+  local kept = keep > 0 and claimed_keys(q, 0, keep - 1) or {}
   local len = redis.call('LLEN', q.claimed)
   local segment = redis.call('RPOP', q.segments)
   while len > keep do
@@ -184,7 +202,10 @@ local function hand_back(q, keep, expired)
       local key = l == KEYED and payload_key(redis.call('LINDEX', q.claimed, -1))
       if key then
         item = redis.call('RPOP', q.claimed)
-        key_return(q, key, item)
+        redis.call('LPUSH', q.key_prefix .. key, item)
+        if not kept[key] then
+          returned[key] = true
+        end
       else
         item = redis.call('LMOVE', q.claimed, lane, 'RIGHT', 'LEFT')
       end
@@ -206,6 +227,11 @@ local function hand_back(q, keep, expired)
       redis.call('RPUSH', q.segments, segment)
     end
     return 0
+  end
+  -- Each key handed back is first in line again, and no longer held.
+  for key in pairs(returned) do
+    redis.call('HDEL', q.busy, key)
+    redis.call('LPUSH', q.ready, key)
   end
   -- Exact places: in each lane the moved tasks now lead, the last moved first.
   local ahead = { 0, 0, 0 }

@@ -21,8 +21,9 @@ end
 -- Applies n outcomes from ARGV[at..], 7 values each (kind, id, attempts, started_at,
 -- text, member, delay), with the record and done-list keys of outcome k at
 -- KEYS[keys + 2k - 1] and KEYS[keys + 2k]:
---   retry: member is the payload, due delay ms from now; text the error. A task with a key
---          goes back to the head of its key's list, the key held until due (key_hold);
+--   retry: member is the payload, due delay ms from now; text the error. Tasks with a key
+--          go back to the head of their key's list, in their order, the key held until
+--          the last is due (key_hold; all of them are in one call, the settle's last);
 --          on an ordered queue (ordered) it is kept in q.heads for the caller to put
 --          back at the head of the queue; any other waits in the scheduled set
 --   dead:  member is the dead-letter record; text the reason
@@ -30,7 +31,7 @@ end
 --   mark:  only the record: member is the status (failed or dead), text the error
 -- Returns whether any dead letter was written.
 local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead, ordered)
-  local any_dead = false
+  local any_dead, keyed = false, {}
   local score = n > 0 and now_us() or 0
   for k = 1, n do
     local a = at + 7 * (k - 1)
@@ -42,7 +43,13 @@ local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead,
     if kind == 'retry' then
       local due, key = now + tonumber(ARGV[a + 6]), payload_key(member)
       if key then
-        key_hold(q, key, member, due)
+        local held = keyed[key]
+        if not held then
+          held = { due = due, payloads = {} }
+          keyed[key] = held
+        end
+        held.payloads[#held.payloads + 1] = member
+        held.due = math.max(held.due, due)
       elseif ordered then
         q.heads[#q.heads + 1] = member
         q.hold_ms = tonumber(ARGV[a + 6])
@@ -69,6 +76,9 @@ local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead,
         finished(record, done, ttl_dead)
       end
     end
+  end
+  for key, held in pairs(keyed) do
+    key_hold(q, key, held.payloads, held.due)
   end
   return any_dead
 end

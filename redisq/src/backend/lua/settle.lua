@@ -4,7 +4,7 @@
 -- ARGV[1] consumer id, [2] lease (ms), [3] mode, [4] the consumer's fencing token (0:
 -- none yet), [5] this call's number (increasing per consumer), [6] tasks done at the
 -- head of the claimed list, [7] how many to take at most, [8] flags: "t" to track task
--- states, "o" for an ordered queue,
+-- states, "o" for an ordered queue, "k<n>" to take up to n tasks of one key (else 1),
 -- [9] dead-letter count bound, [10] age bound (ms), [11] byte bound, [12] TTL of a done
 -- record (s), [13] of a dead one (s), [14..17] processed, failed, retried, dead counts,
 -- [18] latency samples, [19] n ids whose state to forget, then the ids, then the number
@@ -29,6 +29,7 @@ local consumer, mode = ARGV[1], ARGV[3]
 local token, seq, done = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max = tonumber(ARGV[7])
 local track, ordered = string.find(ARGV[8], 't', 1, true), string.find(ARGV[8], 'o', 1, true)
+local per_key = tonumber(string.match(ARGV[8], 'k(%d+)') or '1')
 local forget = tonumber(ARGV[19])
 local at = 20 + forget
 local claim = mode == 'claim' or mode == 'fill'
@@ -108,8 +109,8 @@ end
 promote(q, math.max(max, 100), now, track)
 local items, suspect = {}, 0
 if max > 0 then
-  items, suspect, segmented = take(q, max, now, consumer, track, claim, mode == 'claim',
-    suspects, segmented)
+  items, suspect, segmented = take(q, max, per_key, now, consumer, track, claim,
+    mode == 'claim', suspects, segmented)
 end
 if claim then
   if token == 0 then
