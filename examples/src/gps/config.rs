@@ -43,6 +43,10 @@ pub struct Config {
     pub worker_threads: usize,
     /// Largest request body accepted, in bytes (`MAX_BODY_BYTES`, default 1 MiB).
     pub max_body_bytes: usize,
+    /// How long a worker's hold on the points it took lasts unrenewed
+    /// (`REDISQ_LEASE_MS`, default 30,000): after a crash, its points (and their tracks)
+    /// go to another worker once it runs out.
+    pub lease: Duration,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             batch_wait: Duration::from_millis(50),
             worker_threads: 4,
             max_body_bytes: 1024 * 1024,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -109,6 +114,9 @@ impl Config {
         }
         if let Some(v) = var("MAX_BODY_BYTES") {
             config.max_body_bytes = ranged("MAX_BODY_BYTES", &v, 1024, 1 << 30)?;
+        }
+        if let Some(v) = var("REDISQ_LEASE_MS") {
+            config.lease = Duration::from_millis(ranged("REDISQ_LEASE_MS", &v, 100, 3_600_000)?);
         }
         Ok(config)
     }

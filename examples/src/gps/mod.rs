@@ -32,6 +32,7 @@
 //! | `BATCH_WAIT_MS` | 50 | how long a worker waits for a partial batch to fill |
 //! | `WORKER_THREADS` | 4 | threads of the worker pool; 0 runs none |
 //! | `MAX_BODY_BYTES` | 1048576 | largest request body (413 beyond) |
+//! | `REDISQ_LEASE_MS` | 30000 | a worker's lease: a crashed worker's points (and tracks) go to another once it runs out |
 
 mod config;
 pub mod db;
@@ -131,7 +132,8 @@ pub async fn serve_on(
         None => RedisQueueBackend::from_env()?,
     }
     .with_namespace(config.namespace.clone())
-    .with_timeout(config.redis_timeout);
+    .with_timeout(config.redis_timeout)
+    .with_lease(config.lease);
     let registration = tasks::register(&config.namespace, db.clone());
     let workers = {
         let (backend, threads, wait) = (backend.clone(), config.worker_threads, config.batch_wait);

@@ -1,5 +1,9 @@
 //! The four queues and their batch tasks, and how a task body finds its database.
 //!
+//! Each task is ordered by the point's `id` (the track or device id, `key = "id"`): the
+//! points of one track are stored one batch at a time, in the order they were accepted,
+//! however many workers and processes take from the queue, and through a worker's crash.
+//!
 //! A `#[fifo]` function takes no context, so each body looks its [`Database`] up by the
 //! namespace of the running task ([`redisq::TaskContext::current`]) in a process-wide
 //! registry that [`serve`](super::serve) fills at start-up ([`register`]): servers with
@@ -33,6 +37,7 @@ pub const BATCH: usize = 1000;
     queue = "live_points",
     name = "gps::insert_live",
     batch = 1000,
+    key = "id",
     retries = 10,
     store_result = false,
     fallback = "inline"
@@ -46,6 +51,7 @@ pub fn insert_live(points: Vec<Point>) -> Result<u64, String> {
     queue = "upload_points",
     name = "gps::insert_upload",
     batch = 1000,
+    key = "id",
     retries = 10,
     store_result = false,
     fallback = "inline"
@@ -59,6 +65,7 @@ pub fn insert_upload(points: Vec<Point>) -> Result<u64, String> {
     queue = "scoring_points",
     name = "gps::insert_scoring",
     batch = 1000,
+    key = "id",
     retries = 10,
     store_result = false,
     fallback = "inline"
@@ -72,6 +79,7 @@ pub fn insert_scoring(points: Vec<Point>) -> Result<u64, String> {
     queue = "flymaster_points",
     name = "gps::insert_flymaster",
     batch = 1000,
+    key = "id",
     retries = 10,
     store_result = false,
     fallback = "inline"

@@ -203,8 +203,10 @@ impl RedisQueueBackend {
     /// Sets after how many deliveries that ended with the worker gone (its lease ran out
     /// while it held the task: a crash, OOM kill, abort) a task is set aside as a dead
     /// letter ("worker died N times running it") instead of being run again. A task held
-    /// when a lease ran out is claimed alone from then on, so that only the task that
-    /// kills its worker reaches the limit. Default 3; zero never quarantines.
+    /// when a lease ran out twice (once, with a limit of 1) is claimed alone from then on,
+    /// so that only the task that kills its worker reaches the limit, while one crash of a
+    /// worker that held a batch costs no more than running the batch again. Default 3;
+    /// zero never quarantines.
     #[must_use]
     pub fn with_quarantine_after(mut self, deliveries: u64) -> Self {
         self.config_mut().quarantine_after = deliveries;

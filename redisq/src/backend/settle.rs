@@ -125,10 +125,11 @@ impl<'a> SettleCall<'a> {
             .arg(self.done)
             .arg(self.max)
             .arg(format!(
-                "{}{}k{}",
+                "{}{}k{}s{}",
                 if self.take.track { "t" } else { "-" },
                 if self.take.ordered { "o" } else { "-" },
-                self.take.per_key.max(1)
+                self.take.per_key.max(1),
+                config.quarantine_after.clamp(1, 2)
             ))
             .arg(config.dead_max)
             .arg(config.dead_max_age_ms())

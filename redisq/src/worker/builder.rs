@@ -132,7 +132,7 @@ impl WorkerBuilder {
         let in_order = registry
             .tasks()
             .iter()
-            .any(|t| t.ordered || t.key.is_some());
+            .any(|t| (t.ordered || t.key.is_some()) && plan.queues.contains_key(t.queue));
         if in_order && self.backend.delivery() == Delivery::AtMostOnce {
             return Err(Error::Config(
                 "ordered queues and ordering keys need at-least-once delivery (a popped task \

@@ -6,12 +6,21 @@
 local q = queue()
 local records = ARGV[4] == '1'
 local n = (#ARGV - 4) / 2
+local payloads = {}
 for i = 1, n do
-  local key = ARGV[3 + 2 * i]
-  key_push(q, key, ARGV[4 + 2 * i])
+  payloads[i] = ARGV[4 + 2 * i]
   if records then
     redis.call('HSET', KEYS[QUEUE_KEYS + 1 + i], F.status, S.queued, F.queue, ARGV[1],
-      F.name, ARGV[2], F.created_at, ARGV[3], F.key, key)
+      F.name, ARGV[2], F.created_at, ARGV[3], F.key, ARGV[3 + 2 * i])
+  end
+end
+-- Consecutive tasks of one key in one push.
+local from = 1
+for i = 1, n do
+  local key = ARGV[3 + 2 * i]
+  if i == n or ARGV[5 + 2 * i] ~= key then
+    key_push(q, key, payloads, from, i)
+    from = i + 1
   end
 end
 ring(q.signal)

@@ -27,13 +27,17 @@ local function key_ready(q, key, first)
   end
 end
 
--- Appends a new task of key to its list, counting it in the key's load.
-local function key_push(q, key, payload)
-  if redis.call('RPUSH', q.key_prefix .. key, payload) == 1 then
+-- Appends new tasks of key (payloads[from..to]) to its list, counting them in the key's
+-- load.
+local function key_push(q, key, payloads, from, to)
+  local list = q.key_prefix .. key
+  local before = redis.call('LLEN', list)
+  push_range(list, payloads, from, to)
+  if before == 0 then
     key_ready(q, key, false)
   end
-  redis.call('ZINCRBY', q.load, 1, key)
-  redis.call('HINCRBY', q.counters, KEYED_COUNTER, 1)
+  redis.call('ZINCRBY', q.load, to - from + 1, key)
+  redis.call('HINCRBY', q.counters, KEYED_COUNTER, to - from + 1)
 end
 
 -- n acknowledged tasks of key are gone from its load (a retried one was counted again by
@@ -95,10 +99,10 @@ local function key_takeable(q, list, n, alone, suspects)
   end
   local head = redis.call('LRANGE', list, 0, n - 1)
   for i = 1, #head do
-    local count = redis.call('HGET', q.deliveries, delivery_key(head[i]))
-    if count then
+    local count = tonumber(redis.call('HGET', q.deliveries, delivery_key(head[i])) or '0')
+    if count >= q.suspect_at then
       if i == 1 and alone then
-        return 1, tonumber(count)
+        return 1, count
       end
       return i - 1, 0
     end

@@ -14,7 +14,7 @@ local function promote(q, max, now, track)
   for i = 1, #due do
     local key = payload_key(due[i])
     if key then
-      key_push(q, key, due[i])
+      key_push(q, key, due, i, i)
       keyed[#keyed + 1] = due[i]
     else
       plain[#plain + 1] = due[i]
@@ -41,13 +41,14 @@ local function promote(q, max, now, track)
 end
 
 -- How many of the up to want tasks at the head of lane to take: all, unless one of them
--- had a lease run out while held (a suspect, maybe a poison pill), which is taken alone,
--- first or not at all. Returns the count and, when the first is a suspect, its count.
+-- had leases run out while held q.suspect_at times (a suspect, maybe a poison pill: one
+-- crash alone makes no suspect, so that a worker killed holding a batch costs no more
+-- than the batch run again), which is taken alone, first or not at all. Returns the count and, when the first is a suspect, its count.
 local function takeable(q, lane, want, first)
   local head = redis.call('LRANGE', lane, 0, want - 1)
   for i = 1, #head do
-    local expired = redis.call('HGET', q.deliveries, delivery_key(head[i]))
-    if expired then
+    local expired = tonumber(redis.call('HGET', q.deliveries, delivery_key(head[i])) or '0')
+    if expired >= q.suspect_at then
       if i == 1 and first then
         return 1, tonumber(expired)
       end

@@ -5,6 +5,7 @@
 -- none yet), [5] this call's number (increasing per consumer), [6] tasks done at the
 -- head of the claimed list, [7] how many to take at most, [8] flags: "t" to track task
 -- states, "o" for an ordered queue, "k<n>" to take up to n tasks of one key (else 1),
+-- "s<n>" to take a task alone once it was held n times when a lease ran out (else 1),
 -- [9] dead-letter count bound, [10] age bound (ms), [11] byte bound, [12] TTL of a done
 -- record (s), [13] of a dead one (s), [14..17] processed, failed, retried, dead counts,
 -- [18] latency samples, [19] n ids whose state to forget, then the ids, then the number
@@ -30,6 +31,7 @@ local token, seq, done = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max = tonumber(ARGV[7])
 local track, ordered = string.find(ARGV[8], 't', 1, true), string.find(ARGV[8], 'o', 1, true)
 local per_key = tonumber(string.match(ARGV[8], 'k(%d+)') or '1')
+q.suspect_at = tonumber(string.match(ARGV[8], 's(%d+)') or '1')
 local forget = tonumber(ARGV[19])
 local at = 20 + forget
 local claim = mode == 'claim' or mode == 'fill'
