@@ -72,6 +72,39 @@ fn watching(every: Duration) -> String {
     )
 }
 
+/// The owners of ordered queues and the figures of ordering keys, a line each (nothing
+/// when no queue has either).
+fn render_order(stats: &Stats) -> String {
+    let mut text = String::new();
+    for (name, q) in &stats.queue_stats {
+        if let Some(owner) = &q.owner {
+            text.push_str(&format!(
+                "{name}: ordered, owned by {} for {}\n",
+                owner.consumer,
+                format::span(stats.timestamp.saturating_sub(owner.since))
+            ));
+        }
+        if q.keys > 0 || q.keyed > 0 {
+            let busiest: Vec<String> = q
+                .busiest_keys
+                .iter()
+                .map(|k| format!("{} ({})", k.key, k.pending))
+                .collect();
+            text.push_str(&format!(
+                "{name}: {} tasks over {} keys, {} held for a retry; busiest: {}\n",
+                q.keyed,
+                q.keys,
+                q.held_keys,
+                busiest.join(", ")
+            ));
+        }
+    }
+    if !text.is_empty() {
+        text.insert(0, '\n');
+    }
+    text
+}
+
 /// The queue and worker tables.
 fn render_info(ctx: &Ctx, stats: &Stats) -> String {
     let now = stats.timestamp;
@@ -133,6 +166,7 @@ fn render_info(ctx: &Ctx, stats: &Stats) -> String {
             "(rate: successes per second over the last minute; wait: enqueue to start, \
              run: run time, in ms over the last tasks sampled)\n",
         );
+        text.push_str(&render_order(stats));
     }
     text.push('\n');
     let workers = &stats.processor_stats.workers;
@@ -190,6 +224,9 @@ pub(crate) fn task(ctx: &Ctx, id: &str, as_json: bool) -> Result<(), Failure> {
         ("priority", task.priority.lane_name().to_owned()),
         ("created", format::time_and_age(now, task.created_at)),
     ];
+    if let Some(key) = &task.key {
+        rows.insert(4, ("key", key.clone()));
+    }
     if let Some(t) = task.started_at {
         rows.push(("started", format::time_and_age(now, t)));
     }

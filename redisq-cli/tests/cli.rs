@@ -19,6 +19,11 @@ fn double(n: u64) -> u64 {
     n * 2
 }
 
+#[fifo(queue = "cli-keyed", key = "device")]
+fn point(device: String, n: u64) -> String {
+    format!("{device}{n}")
+}
+
 /// A namespace of one test's own (`test-cli-<id>`), its keys deleted on drop, with a
 /// backend in it. It derefs to the [`Namespace`] for `name`, `key` and `rpush`.
 struct Ns {
@@ -166,6 +171,33 @@ fn info_and_task_show_processed_tasks() {
         stderr(&unknown).contains("task no-such-task not found (unknown or expired)"),
         "{}",
         stderr(&unknown)
+    );
+}
+
+#[test]
+fn info_shows_ordering_keys_and_task_its_key() {
+    let ns = Ns::new();
+    let mut ids = Vec::new();
+    for (device, n) in [("a", 1), ("a", 2), ("b", 1), ("a", 3)] {
+        ids.push(point::enqueue(&ns.backend, device.to_owned(), n).expect("enqueue"));
+    }
+    let table = ns.redisq(&["info"]);
+    assert_exit(&table, 0);
+    let text = stdout(&table);
+    assert!(
+        text.contains("cli-keyed: 4 tasks over 2 keys, 0 held for a retry; busiest: a (3), b (1)"),
+        "{text}"
+    );
+    let stats = json(&ns.redisq(&["info", "--json"]));
+    let queue = &stats["queue_stats"]["cli-keyed"];
+    assert_eq!(queue["keyed"], 4, "{stats:#}");
+    assert_eq!(queue["busiest_keys"][0]["key"], "a", "{stats:#}");
+    let task = ns.redisq(&["task", ids[2].as_str()]);
+    let text = stdout(&task);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("key:") && l.ends_with(" b")),
+        "{text}"
     );
 }
 
