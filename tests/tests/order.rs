@@ -104,6 +104,12 @@ fn entry(run: String, n: u32) -> Result<(), String> {
     Ok(())
 }
 
+#[fifo(queue = "order-keys-numeric", key = "device")]
+fn numbered(run: String, device: u64, n: u32) -> u32 {
+    work(&run, &device.to_string(), n);
+    n
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Point {
     run: String,
@@ -407,5 +413,102 @@ fn a_failed_batch_s_items_go_back_to_the_heads_of_their_keys_in_order() {
         (queue.keyed, queue.keys, queue.held_keys),
         (0, 0, 0),
         "{queue:?}"
+    );
+}
+
+#[test]
+fn odd_keys_keep_their_order_and_records_follow_keyed_tasks() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let odd = ["a\"b", "c\\d", "é ü", "", "k:{x}*"];
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        for key in odd {
+            ids.push(
+                point::with(&ns.backend)
+                    .key(key)
+                    .enqueue(run.clone(), key.to_owned(), n)
+                    .unwrap(),
+            );
+        }
+    }
+    let numeric = numbered::enqueue(&ns.backend, run.clone(), 42, 0).unwrap();
+    let info = ns.backend.task(&numeric).unwrap().unwrap();
+    assert_eq!(info.key.as_deref(), Some("42"), "{info:?}");
+    assert_eq!(info.status, TaskStatus::Queued);
+    assert_eq!(info.queue_position, None, "a keyed task has no position");
+    let too_long = "x".repeat(513);
+    let refused = point::with(&ns.backend)
+        .key(&too_long)
+        .enqueue(run.clone(), String::new(), 0)
+        .unwrap_err();
+    assert!(
+        matches!(refused, redisq::Error::InvalidArgument(_)),
+        "{refused}"
+    );
+    let queue = ns.backend.queue_stats("order-keys").unwrap();
+    assert_eq!((queue.keyed, queue.keys), (30, 5), "{queue:?}");
+    assert_eq!(queue.busiest_keys.len(), 5);
+    let workers: Vec<Worker> = ["order-keys", "order-keys-numeric"]
+        .into_iter()
+        .flat_map(|q| workers(&ns.backend, q, 2, 1))
+        .collect();
+    wait_until(WAIT, "every task ran", || started(&run) >= 31);
+    for id in ids.iter().chain([&numeric]) {
+        wait_until(WAIT, "its record to say done", || {
+            ns.backend.task(id).unwrap().map(|t| t.status) == Some(TaskStatus::Done)
+        });
+    }
+    for worker in workers {
+        worker.shutdown();
+    }
+    let by_key = first_starts(&run);
+    for key in odd {
+        assert_eq!(by_key[key], (0..6).collect::<Vec<_>>(), "order of {key:?}");
+    }
+    assert_eq!(by_key["42"], vec![0]);
+}
+
+#[test]
+fn delayed_and_requeued_keyed_tasks_join_their_key() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let doomed = doomed_point::enqueue(&ns.backend, run.clone(), "k".into(), 1).unwrap();
+    let workers = workers(&ns.backend, "order-keys-dead", 1, 1);
+    wait_until(WAIT, "the failing one is dead", || {
+        ns.backend.task(&doomed).unwrap().map(|t| t.status) == Some(TaskStatus::Dead)
+    });
+    let later = doomed_point::with(&ns.backend)
+        .delay(Duration::from_millis(300))
+        .enqueue(run.clone(), "k".into(), 7)
+        .unwrap();
+    assert_eq!(
+        ns.backend.task(&later).unwrap().unwrap().status,
+        TaskStatus::Scheduled
+    );
+    assert!(ns
+        .backend
+        .requeue_dead("order-keys-dead", doomed.as_str())
+        .unwrap());
+    wait_until(WAIT, "the delayed one ran", || {
+        ns.backend.task(&later).unwrap().map(|t| t.status) == Some(TaskStatus::Done)
+    });
+    wait_until(WAIT, "the requeued one failed again", || {
+        ns.dead("order-keys-dead").len() == 1 && started(&run) >= 3
+    });
+    for worker in workers {
+        worker.shutdown();
+    }
+    let queue = ns.backend.queue_stats("order-keys-dead").unwrap();
+    assert_eq!(
+        (queue.keyed, queue.keys, queue.total_pending),
+        (0, 0, 0),
+        "{queue:?}"
+    );
+    assert_eq!(
+        first_starts(&run)["k"],
+        vec![1, 7],
+        "{:?}",
+        with_log(&run, |l| l.started.clone())
     );
 }
