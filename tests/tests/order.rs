@@ -118,7 +118,10 @@ struct Point {
 }
 
 /// Per run: each batch's (device, n) items, as the batch saw them.
-static BATCHES: Mutex<BTreeMap<String, Vec<Vec<(String, u32)>>>> = Mutex::new(BTreeMap::new());
+/// One call's items: (device, n).
+type Items = Vec<(String, u32)>;
+
+static BATCHES: Mutex<BTreeMap<String, Vec<Items>>> = Mutex::new(BTreeMap::new());
 
 #[fifo(queue = "order-batch", batch = 20, key = "device")]
 fn points(points: Vec<Point>) {
@@ -130,8 +133,7 @@ fn points(points: Vec<Point>) {
 }
 
 /// Per run: each call's items, and whether that call failed.
-static FLAKY: Mutex<BTreeMap<String, Vec<(Vec<(String, u32)>, bool)>>> =
-    Mutex::new(BTreeMap::new());
+static FLAKY: Mutex<BTreeMap<String, Vec<(Items, bool)>>> = Mutex::new(BTreeMap::new());
 
 #[fifo(queue = "order-batch-retry", batch = 20, key = "device", retries = 3)]
 fn flaky_points(points: Vec<Point>) -> Result<(), String> {
