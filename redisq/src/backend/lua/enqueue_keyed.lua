@@ -23,6 +23,7 @@ for i = 1, n do
     from = i + 1
   end
 end
+keyed_count(q, n)
 ring(q.signal)
 redis.call('SADD', KEYS[QUEUE_KEYS + 1], ARGV[1])
 return n

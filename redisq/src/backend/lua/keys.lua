@@ -28,25 +28,33 @@ local function key_ready(q, key, first)
 end
 
 -- Appends new tasks of key (payloads[from..to]) to its list, counting them in the key's
--- load.
+-- load (the caller adds them to counters.keyed).
 local function key_push(q, key, payloads, from, to)
-  local list = q.key_prefix .. key
-  local before = redis.call('LLEN', list)
-  push_range(list, payloads, from, to)
-  if before == 0 then
+  local list, n = q.key_prefix .. key, to - from + 1
+  local length = 0
+  for i = from, to, CHUNK do
+    length = redis.call('RPUSH', list, unpack(payloads, i, math.min(i + CHUNK - 1, to)))
+  end
+  if length == n then
     key_ready(q, key, false)
   end
-  redis.call('ZINCRBY', q.load, to - from + 1, key)
-  redis.call('HINCRBY', q.counters, KEYED_COUNTER, to - from + 1)
+  redis.call('ZINCRBY', q.load, n, key)
+end
+
+-- Adds n to the keyed tasks waiting or running (negative: taken out).
+local function keyed_count(q, n)
+  if n ~= 0 then
+    redis.call('HINCRBY', q.counters, KEYED_COUNTER, n)
+  end
 end
 
 -- n acknowledged tasks of key are gone from its load (a retried one was counted again by
--- key_hold first, so its load never drops to 0 on the way).
+-- key_hold first, so its load never drops to 0 on the way); the caller takes them out of
+-- counters.keyed.
 local function key_unload(q, key, n)
   if tonumber(redis.call('ZINCRBY', q.load, -n, key)) <= 0 then
     redis.call('ZREM', q.load, key)
   end
-  redis.call('HINCRBY', q.counters, KEYED_COUNTER, -n)
 end
 
 -- The consumer holding key has no task of it left: the key goes to the back of the line
@@ -72,7 +80,7 @@ local function key_hold(q, key, payloads, due)
   redis.call('HSET', q.busy, key, HELD)
   redis.call('ZADD', q.held, due, key)
   redis.call('ZINCRBY', q.load, #payloads, key)
-  redis.call('HINCRBY', q.counters, KEYED_COUNTER, #payloads)
+  keyed_count(q, #payloads)
 end
 
 -- Releases up to max keys whose retry is due, first in line. Returns how many.

@@ -15,6 +15,7 @@ local function promote(q, max, now, track)
     local key = payload_key(due[i])
     if key then
       key_push(q, key, due, i, i)
+      keyed_count(q, 1)
       keyed[#keyed + 1] = due[i]
     else
       plain[#plain + 1] = due[i]
@@ -170,12 +171,15 @@ local function acknowledge(q, done, suspects, segmented, consumer)
   end
   if keyed then
     local kept = redis.call('LLEN', q.claimed) > done and claimed_keys(q, done, -1) or {}
+    local acked = 0
     for key, n in pairs(claimed_keys(q, 0, done - 1)) do
       key_unload(q, key, n)
+      acked = acked + n
       if not kept[key] then
         key_release(q, key, consumer)
       end
     end
+    keyed_count(q, -acked)
   end
   redis.call('LTRIM', q.claimed, done, -1)
   return segmented and redis.call('LLEN', q.segments) > 0

@@ -12,6 +12,7 @@ local key = payload_key(ARGV[2])
 local record = KEYS[QUEUE_KEYS + 1]
 if key then
   key_push(q, key, ARGV, 2, 2)
+  keyed_count(q, 1)
   if set_record(record, F.status, S.queued) then
     redis.call('PERSIST', record)
   end
