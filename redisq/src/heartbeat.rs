@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -90,7 +90,19 @@ impl Heartbeat {
             .iter()
             .filter_map(|c| Some((c.id.clone(), *c.shared.lock().tokens.get(queue)?)))
             .collect();
+        let sent = Instant::now();
         let lost = self.backend.renew(queue, &holders, self.backend.lease())?;
+        for consumer in self
+            .consumers
+            .iter()
+            .filter(|c| holders.iter().any(|(id, _)| *id == c.id) && !lost.contains(&c.id))
+        {
+            consumer
+                .shared
+                .lock()
+                .renewed
+                .insert(queue.to_owned(), sent);
+        }
         for consumer in lost {
             log::warn!("consumer {consumer} lost its lease on `{queue}`: it was cut off for longer than the lease");
         }

@@ -21,12 +21,16 @@ struct Process(Child);
 
 impl Process {
     fn spawn(ns: &str, queues: &str) -> Process {
+        Process::with_lease(ns, queues, LEASE)
+    }
+
+    fn with_lease(ns: &str, queues: &str, lease: Duration) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_crash_worker"))
             .env("REDIS_URL", redis_url())
             .env("REDISQ_NS", ns)
             .env("REDISQ_QUEUES", queues)
             .env("THREADS", "1")
-            .env("LEASE_MS", LEASE.as_millis().to_string())
+            .env("LEASE_MS", lease.as_millis().to_string())
             .env("RUST_LOG", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -202,4 +206,67 @@ fn a_stopped_owner_of_an_ordered_queue_is_taken_over_in_order_and_takes_nothing_
             _ => assert_eq!(running.take().as_deref(), Some(tag.as_str())),
         }
     }
+}
+
+#[test]
+fn a_worker_woken_past_its_lease_starts_none_of_the_tasks_it_had_taken() {
+    // Long enough that x1 is not yet running past its lease when the worker is stopped
+    // (then the heartbeat would hand back x2..x5 itself).
+    const LEASE: Duration = Duration::from_millis(1_500);
+    let ns = TestNs::new();
+    let backend = ns.backend.clone().with_lease(LEASE);
+    let task = |key: &str, hold: bool| {
+        keyed::enqueue(&backend, ns.name.clone(), key.into(), key.into(), hold).unwrap()
+    };
+    let stopped = Process::with_lease(&ns.name, "procs-keyed", LEASE);
+    // Quick tasks first, so that its prefetch grows past one.
+    for n in 0..50 {
+        task(&format!("w{n}"), false);
+    }
+    wait_until(WAIT, "the quick tasks to run", || {
+        started(&ns.name, "w49", "w49")
+    });
+    // One push, so that one claim takes every key: x1 holds the worker.
+    let item = |key: &str, hold: bool| (ns.name.clone(), key.to_owned(), key.to_owned(), hold);
+    let items = [
+        ("x1", true),
+        ("x2", false),
+        ("x3", false),
+        ("x4", false),
+        ("x5", false),
+    ];
+    keyed::enqueue_many(&backend, items.map(|(k, hold)| item(k, hold))).unwrap();
+    wait_until(WAIT, "the worker to run x1", || {
+        started(&ns.name, "x1", "x1")
+    });
+    let held = backend.queue_stats("procs-keyed").unwrap().processing;
+    assert_eq!(held, 5, "it holds x2..x5 too");
+    // Frozen past its lease, its tasks go to another worker, which runs them all.
+    stopped.signal("STOP");
+    release(&ns.name);
+    let other = Worker::builder(backend.clone())
+        .queues(["procs-keyed"])
+        .start()
+        .unwrap();
+    wait_until(WAIT, "the other worker to run x5", || {
+        started(&ns.name, "x5", "x5")
+    });
+    other.shutdown();
+    stopped.signal("CONT");
+    // The woken worker, alone now, finishes x1, then must find its lease gone before it
+    // starts anything else: the next task it starts is this one.
+    task("x9", false);
+    wait_until(WAIT, "the woken worker to run x9", || {
+        started(&ns.name, "x9", "x9")
+    });
+    let by_stopped: Vec<String> = events(&ns.name)
+        .into_iter()
+        .filter(|(e, k, _, pid)| e == "start" && *pid == stopped.pid() && k.starts_with('x'))
+        .map(|(_, key, _, _)| key)
+        .collect();
+    assert_eq!(
+        by_stopped,
+        ["x1", "x9"],
+        "it ran tasks that had gone to another worker"
+    );
 }

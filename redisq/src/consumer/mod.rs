@@ -30,8 +30,7 @@ use outcome::Recorder;
 pub(crate) use shared::{Running, Shared};
 
 use crate::backend::{
-    ClaimConnection, Delivery, Mode, Outcome, Payload, RedisQueueBackend, Report, Settled, Take,
-    CLAIM_MAX,
+    ClaimConnection, Delivery, Mode, Payload, RedisQueueBackend, Report, Settled, Take, CLAIM_MAX,
 };
 use crate::error::Result;
 use crate::registry::Registry;
@@ -83,6 +82,9 @@ struct State {
     report: Report,
     /// After an error: reread the claimed lists before going on.
     resync: bool,
+    /// The lease on the current queue was not confirmed for half a lease: settle (renewing
+    /// it, or learning it is lost) before starting another task.
+    verify: bool,
     /// When the only task taken is a suspect (a lease ran out while a consumer held it):
     /// how many times that happened.
     suspect: u64,
@@ -102,6 +104,7 @@ impl Consumer {
             taken: Vec::new(),
             report: Report::default(),
             resync: false,
+            verify: false,
             suspect: 0,
             // Pessimistic until measured: the first claim takes one task.
             mean_run: PREFETCH_TARGET,
@@ -132,6 +135,10 @@ impl Consumer {
     fn step(&self, state: &mut State) -> Result<()> {
         if state.resync {
             self.resync(state)?;
+        }
+        if state.verify {
+            state.verify = false;
+            self.settle(state, state.current, 0, self.mode())?;
         }
         if state.report.done == state.taken.len() {
             self.take(state)?;
@@ -180,9 +187,13 @@ impl Consumer {
             ordered: q.ordered,
             per_key: q.batch,
         };
+        let sent = Instant::now();
         let settled = state.redis.settle(&q.name, report, mode, max, take);
         self.publish_token(state, queue);
         let settled = settled?;
+        if settled != Settled::Stale {
+            self.shared.lock().renewed.insert(q.name.clone(), sent);
+        }
         if settles && settled != Settled::Stale {
             state.taken.drain(..state.report.done);
             state.report.clear();
@@ -223,6 +234,18 @@ impl Consumer {
         };
     }
 
+    /// Whether the consumer's lease on `queue` was last confirmed (by a settle or the
+    /// heartbeat's renewal, from when it was sent) half a lease ago or more: it may have
+    /// run out meanwhile (a pause: SIGSTOP, a frozen VM), and another worker may hold its
+    /// tasks. At most once has no lease.
+    fn lease_in_doubt(&self, slot: &shared::Slot, queue: &str) -> bool {
+        self.delivery() == Delivery::AtLeastOnce
+            && slot
+                .renewed
+                .get(queue)
+                .is_some_and(|at| at.elapsed() >= self.backend.config().lease / 2)
+    }
+
     /// Runs the taken tasks in order until they are done or shutdown starts; a suspect
     /// past the quarantine limit is set aside instead. Before each task it gives up the
     /// tasks the heartbeat handed back meanwhile (it ran past its lease on the one before).
@@ -259,6 +282,12 @@ impl Consumer {
                 if done >= state.taken.len() || self.stopping() {
                     break;
                 }
+                if self.lease_in_doubt(&slot, &queue.name) {
+                    // Paused, or cut off, for half a lease: the next step settles first,
+                    // which renews the lease, or finds the tasks went back.
+                    state.verify = true;
+                    break;
+                }
                 let span = if queue.batch > 0 { queue.batch } else { 1 };
                 slot.running = Some(Running {
                     queue: state.current,
@@ -272,16 +301,7 @@ impl Consumer {
             self.shared.lock().running = None;
             if recorder.report.holds {
                 // Nothing may start before the retry: the next settle holds the queue
-                // and hands back what was taken after it. The retry goes last, so that
-                // it is in the settle's final call, never in a leading one of its own.
-                let outcomes = &mut recorder.report.outcomes;
-                if let Some(i) = outcomes
-                    .iter()
-                    .rposition(|o| matches!(o, Outcome::Retry { .. }))
-                {
-                    let retry = outcomes.remove(i);
-                    outcomes.push(retry);
-                }
+                // and hands back what was taken after it.
                 state.taken.truncate(recorder.report.done);
                 break;
             }

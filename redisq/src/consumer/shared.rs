@@ -1,7 +1,7 @@
 //! What a consumer thread shares with its worker's heartbeat: its fencing token on each
-//! queue (the heartbeat renews those leases) and the task it is running (so that the
-//! heartbeat can hand back the tasks it took but has not started, when one runs longer
-//! than the lease).
+//! queue (the heartbeat renews those leases, and says when), and the task it is running
+//! (so that the heartbeat can hand back the tasks it took but has not started, when one
+//! runs longer than the lease).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +18,9 @@ pub(crate) struct Shared {
 pub(crate) struct Slot {
     /// The consumer's fencing token per queue where it holds a lease.
     pub(crate) tokens: BTreeMap<String, u64>,
+    /// Per queue, when the consumer's lease there was last renewed: when the settle or
+    /// renewal that did it was sent (the lease runs from its arrival, which is later).
+    pub(crate) renewed: BTreeMap<String, Instant>,
     /// The task it runs now, if any.
     pub(crate) running: Option<Running>,
     /// Set by the heartbeat once it handed back the unstarted tasks: the consumer keeps
