@@ -150,7 +150,8 @@ pub struct QueueStats {
     /// Ordering keys whose head task waits to be retried (holding back the rest).
     #[serde(default)]
     pub held_keys: u64,
-    /// The keys with the most tasks waiting or running, at most ten, busiest first.
+    /// The busiest keys among the first 1,000 in line (waiting for a consumer), at most
+    /// ten, busiest first, with their tasks waiting or running.
     #[serde(default)]
     pub busiest_keys: Vec<KeyLoad>,
     /// An ordered queue's owner: the one consumer that takes from it now.

@@ -296,6 +296,9 @@ impl ClaimConnection {
     /// Puts popped but unstarted tasks back at the head of `queue`'s normal lane, in
     /// their order (at most once, at shutdown).
     pub(crate) fn push_front(&mut self, queue: &str, payloads: &[Payload]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
         let key = self.backend.keys(queue).lane(Priority::Normal);
         let mut pipe = redis::pipe();
         // LPUSH puts its last argument first: push each chunk, last chunk first, reversed.

@@ -9,7 +9,7 @@ use redis::RedisResult;
 use super::RedisQueueBackend;
 use crate::clock::now_millis;
 use crate::error::{Error, Result};
-use crate::schema::{owner, stat, QueueKeys, KEYED_COUNTER};
+use crate::schema::{owner, stat, QueueKeys, KEYED_COUNTER, KEYS_COUNTER};
 use crate::status::{
     Durability, Health, KeyLoad, Percentiles, ProcessorStats, QueueOwner, QueueStats,
     RedisSettings, Stats, WorkerInfo,
@@ -17,6 +17,9 @@ use crate::status::{
 
 /// The busiest keys `queue_stats` reports.
 const BUSIEST_KEYS: usize = 10;
+
+/// The keys first in line whose backlog `queue_stats` reads, for the busiest.
+const KEYS_SAMPLED: usize = 1_000;
 use crate::task::Priority;
 
 impl RedisQueueBackend {
@@ -237,41 +240,52 @@ struct OrderStats {
     owner: Option<QueueOwner>,
 }
 
-/// Reads the figures of the queue's ordering keys and its owner, in one round trip.
+/// Reads the figures of the queue's ordering keys and its owner: the counters, the held
+/// keys, the owner, and the backlog of the first keys in line (a sample of up to
+/// [`KEYS_SAMPLED`] keys waiting for a consumer, of which the busiest are reported).
 fn order_stats(con: &mut dyn redis::ConnectionLike, keys: &QueueKeys) -> RedisResult<OrderStats> {
     let mut pipe = redis::pipe();
-    pipe.cmd("HGET").arg(keys.counters()).arg(KEYED_COUNTER);
-    pipe.cmd("ZCARD").arg(keys.load());
+    pipe.cmd("HMGET")
+        .arg(keys.counters())
+        .arg(KEYED_COUNTER)
+        .arg(KEYS_COUNTER);
     pipe.cmd("ZCARD").arg(keys.held());
-    pipe.cmd("ZRANGE")
-        .arg(keys.load())
+    pipe.cmd("LRANGE")
+        .arg(keys.ready())
         .arg(0)
-        .arg(BUSIEST_KEYS - 1)
-        .arg("REV")
-        .arg("WITHSCORES");
+        .arg(KEYS_SAMPLED - 1);
     pipe.cmd("HMGET")
         .arg(keys.owner())
         .arg(owner::CONSUMER)
         .arg(owner::SINCE);
     type Replies = (
-        Option<i64>,
+        (Option<i64>, Option<i64>),
         u64,
-        u64,
-        Vec<(String, f64)>,
+        Vec<String>,
         (Option<String>, Option<u64>),
     );
-    let (keyed, count, held_keys, busiest, (owner, since)): Replies = pipe.query(con)?;
-    Ok(OrderStats {
-        keyed: u64::try_from(keyed.unwrap_or(0)).unwrap_or(0),
-        keys: count,
-        held_keys,
-        busiest_keys: busiest
+    let ((keyed, count), held_keys, sample, (owner, since)): Replies = pipe.query(con)?;
+    let mut busiest_keys = Vec::new();
+    if !sample.is_empty() {
+        let mut pipe = redis::pipe();
+        for key in &sample {
+            pipe.cmd("LLEN").arg(keys.key_list(key));
+        }
+        let lengths: Vec<u64> = pipe.query(con)?;
+        busiest_keys = sample
             .into_iter()
-            .map(|(key, pending)| KeyLoad {
-                key,
-                pending: pending.max(0.0) as u64,
-            })
-            .collect(),
+            .zip(lengths)
+            .map(|(key, pending)| KeyLoad { key, pending })
+            .collect();
+        busiest_keys.sort_by(|a, b| b.pending.cmp(&a.pending).then_with(|| a.key.cmp(&b.key)));
+        busiest_keys.truncate(BUSIEST_KEYS);
+    }
+    let positive = |n: Option<i64>| u64::try_from(n.unwrap_or(0)).unwrap_or(0);
+    Ok(OrderStats {
+        keyed: positive(keyed),
+        keys: positive(count),
+        held_keys,
+        busiest_keys,
         owner: owner.map(|consumer| QueueOwner {
             consumer,
             since: since.unwrap_or(0),

@@ -26,11 +26,9 @@
 //! | `<ns>:{<queue>}:claimed:<consumer>:lanes` | list | the lanes of a consumer's claimed list, by segment |
 //! | `<ns>:{<queue>}:throughput` | hash | minute (Unix ms / 60,000) → tasks processed in it (the last few minutes) |
 //! | `<ns>:{<queue>}:latency` | list | recent `wait_ms:run_ms` samples (at most 1,000) |
-//! | `<ns>:{<queue>}:key:<key>` | list | the waiting payloads of one ordering key, oldest first (gone when empty) |
-//! | `<ns>:{<queue>}:ready` | list | keys with waiting tasks that no consumer holds, in round-robin order |
-//! | `<ns>:{<queue>}:busy` | hash | key → the consumer running its head task, or [`HELD`] while it waits to be retried |
+//! | `<ns>:{<queue>}:key:<key>` | list | one ordering key's tasks, oldest first: those a consumer holds at its head (gone when empty) |
+//! | `<ns>:{<queue>}:ready` | list | keys with tasks whose head no consumer holds and no retry holds, in round-robin order |
 //! | `<ns>:{<queue>}:held` | sorted set | keys whose head task waits to be retried → due time (Unix ms) |
-//! | `<ns>:{<queue>}:load` | sorted set | key → its tasks waiting or running (for the busiest keys) |
 //! | `<ns>:{<queue>}:owner` | hash | an ordered queue's owner: `consumer`, `since` (Unix ms) |
 //! | `<ns>:{<queue>}:hold` | string | an ordered queue's retry hold: set while its head task waits to be retried (expires then) |
 //!
@@ -68,7 +66,7 @@ pub(crate) const DONE_TTL_SECS: u64 = 60;
 
 /// The names under which queue scripts find the keys [`QueueKeys::script_keys`] gives
 /// them, in that order.
-pub(super) const SCRIPT_KEYS: [&str; 23] = [
+pub(super) const SCRIPT_KEYS: [&str; 21] = [
     "lane_high",
     "lane_normal",
     "lane_low",
@@ -84,18 +82,13 @@ pub(super) const SCRIPT_KEYS: [&str; 23] = [
     "fences",
     "deliveries",
     "ready",
-    "busy",
     "held",
-    "load",
     "key_prefix",
     "owner",
     "hold",
     "claimed",
     "segments",
 ];
-
-/// What the `busy` hash holds for a key whose head task waits to be retried.
-pub(crate) const HELD: &str = "~held";
 
 /// Bytes an ordering key may have at most.
 pub(crate) const KEY_MAX: usize = 512;
@@ -183,6 +176,11 @@ impl QueueKeys {
         self.key(&format!("claimed:{consumer}:lanes"))
     }
 
+    /// The list of the tasks of ordering key `key`.
+    pub(crate) fn key_list(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix())
+    }
+
     /// What every key list's name starts with: scripts append the key.
     pub(crate) fn key_prefix(&self) -> String {
         self.key("key:")
@@ -193,19 +191,9 @@ impl QueueKeys {
         self.key("ready")
     }
 
-    /// The hash of keys whose head task runs or waits to be retried.
-    pub(crate) fn busy(&self) -> String {
-        self.key("busy")
-    }
-
     /// The sorted set of keys held for a retry, by due time.
     pub(crate) fn held(&self) -> String {
         self.key("held")
-    }
-
-    /// The sorted set of keys by their tasks waiting or running.
-    pub(crate) fn load(&self) -> String {
-        self.key("load")
     }
 
     /// An ordered queue's owner.
@@ -221,7 +209,7 @@ impl QueueKeys {
     /// Every key a queue script gets first, in the order of `queue_keys()` in the Lua
     /// prelude; `consumer`'s claimed list and segments last (any placeholder when the
     /// script serves no consumer).
-    pub(crate) fn script_keys(&self, consumer: &str) -> [String; 23] {
+    pub(crate) fn script_keys(&self, consumer: &str) -> [String; 21] {
         [
             self.lane(Priority::High),
             self.lane(Priority::Normal),
@@ -238,9 +226,7 @@ impl QueueKeys {
             self.fences(),
             self.deliveries(),
             self.ready(),
-            self.busy(),
             self.held(),
-            self.load(),
             self.key_prefix(),
             self.owner(),
             self.hold(),
@@ -385,6 +371,6 @@ mod tests {
         assert!(lua.contains("dead = 'dead'"));
         assert!(lua.contains("local PUSHED = { 'pushed:high', 'pushed:normal', 'pushed:low', }"));
         assert!(lua.contains("local NORMAL = 2"));
-        assert!(lua.contains(" segments = KEYS[23],"));
+        assert!(lua.contains(" segments = KEYS[21],"));
     }
 }

@@ -90,6 +90,9 @@ pub(crate) fn pushed_counter(lane: Priority) -> String {
 /// The field of the counters hash that counts the keyed tasks waiting or running.
 pub(crate) const KEYED_COUNTER: &str = "keyed";
 
+/// The field of the counters hash that counts the ordering keys with tasks.
+pub(crate) const KEYS_COUNTER: &str = "keys";
+
 /// Where claimed lists' segments say a task came from when it came from a key list.
 pub(crate) const KEYED_SEGMENT: usize = 4;
 

@@ -3,9 +3,9 @@
 use std::fmt::Write as _;
 
 use super::names::{field, lane_index, owner, pushed_counter, stat, status_name, LANES, STATUSES};
-use super::names::{DEAD_BYTES_COUNTER, FENCE_COUNTER, KEYED_COUNTER, KEYED_SEGMENT};
+use super::names::{DEAD_BYTES_COUNTER, FENCE_COUNTER, KEYED_COUNTER, KEYED_SEGMENT, KEYS_COUNTER};
 use super::THROUGHPUT_TTL_SECS;
-use super::{DONE_TTL_SECS, HELD, LATENCY_MAX, MINUTE_MS, SCRIPT_KEYS, SIGNAL_MAX};
+use super::{DONE_TTL_SECS, LATENCY_MAX, MINUTE_MS, SCRIPT_KEYS, SIGNAL_MAX};
 use crate::task::Priority;
 
 /// The Lua prelude of every script: the names above, as Lua tables `F` (record fields),
@@ -43,7 +43,7 @@ pub(crate) fn lua_prelude() -> String {
         lua,
         " }}\nlocal NORMAL = {}\nlocal FENCE_COUNTER = '{FENCE_COUNTER}'\n\
          local DEAD_BYTES = '{DEAD_BYTES_COUNTER}'\nlocal KEYED_COUNTER = '{KEYED_COUNTER}'\n\
-         local KEYED = {KEYED_SEGMENT}\nlocal HELD = '{HELD}'",
+         local KEYS_COUNTER = '{KEYS_COUNTER}'\nlocal KEYED = {KEYED_SEGMENT}",
         lane_index(Priority::Normal)
     );
     // The queue's keys every queue script gets first, in `QueueKeys::script_keys` order.

@@ -15,15 +15,15 @@ for i = 1, n do
   end
 end
 -- Consecutive tasks of one key in one push.
-local from = 1
+local from, keys = 1, 0
 for i = 1, n do
   local key = ARGV[3 + 2 * i]
   if i == n or ARGV[5 + 2 * i] ~= key then
-    key_push(q, key, payloads, from, i)
+    keys = keys + key_push(q, key, payloads, from, i)
     from = i + 1
   end
 end
-keyed_count(q, n)
+keyed_count(q, n, keys)
 ring(q.signal)
 redis.call('SADD', KEYS[QUEUE_KEYS + 1], ARGV[1])
 return n

@@ -1,9 +1,11 @@
--- Ordering keys: each key's waiting tasks in a list of their own (q.key_prefix .. key,
--- gone when empty), the keys that have waiting tasks and no consumer in `ready` (each at
--- most once, taken round robin), the keys whose head task runs or waits for its retry in
--- `busy`, and the tasks waiting or running per key in `load`. A key is in `ready` exactly
--- when its list is not empty and it is not in `busy`, so a claim reads only keys it can
--- take: idle keys cost nothing.
+-- Ordering keys: each key's tasks in a list of their own (q.key_prefix .. key, gone when
+-- empty), oldest first. A claim copies the head of a key's list into the consumer's
+-- claimed list and leaves it there; the acknowledgement removes it. So a key's list holds
+-- its tasks out with a consumer (at its head) and those waiting behind them, and:
+--   a key is in `ready` (once) exactly when its list is not empty, no consumer holds its
+--   head and no retry holds it (`held`);
+--   a push that makes a key's list non-empty finds the key idle, and makes it ready.
+-- A claim reads only ready keys, so idle keys cost nothing; keys are taken round robin.
 
 -- The ordering key a payload carries: redisq writes it right after the id,
 -- {"id":"<id>","key":"<key>", (wire.rs); nil for a task without one. A key with an escape
@@ -20,67 +22,53 @@ local function payload_key(payload)
   return nil
 end
 
--- Makes key ready unless a consumer holds it; at the front when first, else at the back.
-local function key_ready(q, key, first)
-  if redis.call('HEXISTS', q.busy, key) == 0 then
-    redis.call(first and 'LPUSH' or 'RPUSH', q.ready, key)
-  end
-end
-
--- Appends new tasks of key (payloads[from..to]) to its list, counting them in the key's
--- load (the caller adds them to counters.keyed).
-local function key_push(q, key, payloads, from, to)
-  local list, n = q.key_prefix .. key, to - from + 1
-  local length = 0
-  for i = from, to, CHUNK do
-    length = redis.call('RPUSH', list, unpack(payloads, i, math.min(i + CHUNK - 1, to)))
-  end
-  if length == n then
-    key_ready(q, key, false)
-  end
-  redis.call('ZINCRBY', q.load, n, key)
-end
-
--- Adds n to the keyed tasks waiting or running (negative: taken out).
-local function keyed_count(q, n)
+-- Adds n to the keyed tasks waiting or running and k to the keys that have any.
+local function keyed_count(q, n, k)
   if n ~= 0 then
     redis.call('HINCRBY', q.counters, KEYED_COUNTER, n)
   end
-end
-
--- n acknowledged tasks of key are gone from its load (a retried one was counted again by
--- key_hold first, so its load never drops to 0 on the way); the caller takes them out of
--- counters.keyed.
-local function key_unload(q, key, n)
-  if tonumber(redis.call('ZINCRBY', q.load, -n, key)) <= 0 then
-    redis.call('ZREM', q.load, key)
+  if k ~= 0 then
+    redis.call('HINCRBY', q.counters, KEYS_COUNTER, k)
   end
 end
 
--- The consumer holding key has no task of it left: the key goes to the back of the line
--- when it has more. Only while consumer holds it (not while a retry holds it).
-local function key_release(q, key, consumer)
-  if redis.call('HGET', q.busy, key) ~= consumer then
-    return
+-- Appends new tasks of key (payloads[from..to]) to its list; a list that was empty means
+-- an idle key, which becomes ready. Returns 1 when it was (a key with tasks again).
+local function key_push(q, key, payloads, from, to)
+  local length = 0
+  for i = from, to, CHUNK do
+    length = redis.call('RPUSH', q.key_prefix .. key,
+      unpack(payloads, i, math.min(i + CHUNK - 1, to)))
   end
-  redis.call('HDEL', q.busy, key)
-  if redis.call('EXISTS', q.key_prefix .. key) == 1 then
+  if length == to - from + 1 then
     redis.call('RPUSH', q.ready, key)
+    return 1
   end
+  return 0
 end
 
--- The failed tasks of one key (payloads, in their order) run again due (Unix ms): back at
--- the head of its list, the key held until then, so nothing of the key overtakes them.
--- They count in the key's load again (their acknowledgement takes them out once).
-local function key_hold(q, key, payloads, due)
+-- The n tasks at the head of key's list (the ones a consumer held) are finished; held
+-- (a table, when some are retried: the payloads to put back first, in order, and when
+-- they are due) holds the key until then. Unless kept (the consumer still holds more of
+-- it), a key with tasks left goes to the back of the line (q.next_up, which the caller
+-- pushes onto `ready`). Returns the change in keys with tasks (0 or -1).
+local function key_done(q, key, n, held, kept)
   local list = q.key_prefix .. key
-  for i = #payloads, 1, -1 do
-    redis.call('LPUSH', list, payloads[i])
+  redis.call('LPOP', list, n)
+  if held then
+    for i = #held.payloads, 1, -1 do
+      redis.call('LPUSH', list, held.payloads[i])
+    end
+    redis.call('ZADD', q.held, held.due, key)
+    return 0
   end
-  redis.call('HSET', q.busy, key, HELD)
-  redis.call('ZADD', q.held, due, key)
-  redis.call('ZINCRBY', q.load, #payloads, key)
-  keyed_count(q, #payloads)
+  if redis.call('EXISTS', list) == 0 then
+    return -1
+  end
+  if not kept then
+    q.next_up[#q.next_up + 1] = key
+  end
+  return 0
 end
 
 -- Releases up to max keys whose retry is due, first in line. Returns how many.
@@ -88,68 +76,66 @@ local function key_release_due(q, max, now)
   local due = redis.call('ZRANGEBYSCORE', q.held, '-inf', now, 'LIMIT', 0, max)
   for i = #due, 1, -1 do
     redis.call('ZREM', q.held, due[i])
-    if redis.call('HGET', q.busy, due[i]) == HELD then
-      redis.call('HDEL', q.busy, due[i])
-      if redis.call('EXISTS', q.key_prefix .. due[i]) == 1 then
-        redis.call('LPUSH', q.ready, due[i])
-      end
+    if redis.call('EXISTS', q.key_prefix .. due[i]) == 1 then
+      redis.call('LPUSH', q.ready, due[i])
     end
   end
   return #due
 end
 
--- How many of the first n tasks of a key's list to take: up to the first suspect (see
--- takeable), which comes alone and only when alone allows. Returns the count and the
--- suspect's count when it is taken.
+-- How many of the first n tasks of a key's list to take, and those tasks: up to the first
+-- suspect (see takeable), which comes alone and only when alone allows. Returns the
+-- tasks and the suspect's count when it is taken.
 local function key_takeable(q, list, n, alone, suspects)
-  if not suspects then
-    return n, 0
-  end
   local head = redis.call('LRANGE', list, 0, n - 1)
+  if not suspects then
+    return head, 0
+  end
   for i = 1, #head do
     local count = tonumber(redis.call('HGET', q.deliveries, delivery_key(head[i])) or '0')
     if count >= q.suspect_at then
       if i == 1 and alone then
-        return 1, count
+        return { head[1] }, count
       end
-      return i - 1, 0
+      return { unpack(head, 1, i - 1) }, 0
     end
   end
-  return #head, 0
+  return head, 0
 end
 
 -- Takes tasks of up to want ready keys, from the head of each key's list: up to per_key of
--- one key (its tasks then run one after the other, in order, on this consumer), each key
--- then held by consumer (when claimed; a pop for at most once puts the key back in line).
--- A suspect (see takeable) comes alone and only when alone allows; else it and the keys
--- after it stay first in line. Returns the payloads and the suspect's count (0: none).
-local function take_keyed(q, want, per_key, consumer, claimed, alone, suspects)
+-- one key (its tasks then run one after the other, in order, on this consumer). Claimed,
+-- they stay at the head of their list, which holds the key; popped (at most once), they
+-- leave it and the key goes back in line. A suspect (see takeable) comes alone and only
+-- when alone allows; else it and the keys after it stay first in line. Returns the
+-- payloads and the suspect's count (0: none).
+local function take_keyed(q, want, per_key, claimed, alone, suspects)
   local items, suspect = {}, 0
   local keys = want > 0 and redis.call('LPOP', q.ready, want)
   if not keys then
     return items, 0
   end
-  local held, back = {}, #keys + 1
+  local back = #keys + 1
   for i = 1, #keys do
     local key = keys[i]
     local list = q.key_prefix .. key
-    local n, count = math.min(per_key, want - #items), 0
-    if n > 0 and claimed then
-      n, count = key_takeable(q, list, n, alone and #items == 0, suspects)
-    end
-    if n <= 0 then
+    local got, count = key_takeable(q, list, math.min(per_key, want - #items),
+      claimed and alone and #items == 0, claimed and suspects)
+    if #got == 0 and redis.call('EXISTS', list) == 1 then
       back = i
       break
     end
-    local got = redis.call('LPOP', list, n) or {}
     for j = 1, #got do
       items[#items + 1] = got[j]
     end
-    if claimed and #got > 0 then
-      held[#held + 1] = key
-      held[#held + 1] = consumer
-    elseif redis.call('EXISTS', list) == 1 then
-      redis.call('RPUSH', q.ready, key)
+    if not claimed and #got > 0 then
+      redis.call('LPOP', list, #got)
+      if redis.call('EXISTS', list) == 1 then
+        redis.call('RPUSH', q.ready, key)
+      else
+        keyed_count(q, 0, -1)
+      end
+      keyed_count(q, -#got, 0)
     end
     suspect = count
     if suspect > 0 or #items >= want then
@@ -159,9 +145,6 @@ local function take_keyed(q, want, per_key, consumer, claimed, alone, suspects)
   end
   for i = #keys, back, -1 do
     redis.call('LPUSH', q.ready, keys[i])
-  end
-  if #held > 0 then
-    redis.call('HSET', q.busy, unpack(held))
   end
   return items, suspect
 end

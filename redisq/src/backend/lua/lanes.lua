@@ -14,8 +14,7 @@ local function promote(q, max, now, track)
   for i = 1, #due do
     local key = payload_key(due[i])
     if key then
-      key_push(q, key, due, i, i)
-      keyed_count(q, 1)
+      keyed_count(q, 1, key_push(q, key, due, i, i))
       keyed[#keyed + 1] = due[i]
     else
       plain[#plain + 1] = due[i]
@@ -71,7 +70,7 @@ end
 -- whether the claimed list is segmented.
 local function take(q, max, per_key, now, consumer, track, claimed, alone, suspects,
     segmented)
-  local items, suspect = take_keyed(q, max, per_key, consumer, claimed, alone, suspects)
+  local items, suspect = take_keyed(q, max, per_key, claimed, alone, suspects)
   local parts = {}
   if #items > 0 then
     parts[1] = { KEYED, #items }
@@ -141,10 +140,10 @@ local function claimed_keys(q, first, last)
 end
 
 -- Drops the first done tasks of the claimed list (acknowledged) and their segments,
--- forgets their delivery counts (when suspects), and takes those that came from a key
--- list out of their keys' load; a key with none of its tasks left in the list goes on
--- (key_release, for consumer). Returns whether the list is still segmented.
-local function acknowledge(q, done, suspects, segmented, consumer)
+-- forgets their delivery counts (when suspects), and removes those that came from a key
+-- list from the head of it (key_done; the retried ones, q.retried, go back there first).
+-- Returns whether the list is still segmented.
+local function acknowledge(q, done, suspects, segmented)
   if done <= 0 then
     return segmented
   end
@@ -171,15 +170,15 @@ local function acknowledge(q, done, suspects, segmented, consumer)
   end
   if keyed then
     local kept = redis.call('LLEN', q.claimed) > done and claimed_keys(q, done, -1) or {}
-    local acked = 0
+    local tasks, keys = 0, 0
+    q.next_up = {}
     for key, n in pairs(claimed_keys(q, 0, done - 1)) do
-      key_unload(q, key, n)
-      acked = acked + n
-      if not kept[key] then
-        key_release(q, key, consumer)
-      end
+      local held = q.retried[key]
+      keys = keys + key_done(q, key, n, held, kept[key])
+      tasks = tasks - n + (held and #held.payloads or 0)
     end
-    keyed_count(q, -acked)
+    push_range(q.ready, q.next_up, 1, #q.next_up)
+    keyed_count(q, tasks, keys)
   end
   redis.call('LTRIM', q.claimed, done, -1)
   return segmented and redis.call('LLEN', q.segments) > 0
@@ -206,8 +205,8 @@ local function hand_back(q, keep, expired)
       local item
       local key = l == KEYED and payload_key(redis.call('LINDEX', q.claimed, -1))
       if key then
+        -- It never left the head of its key's list.
         item = redis.call('RPOP', q.claimed)
-        redis.call('LPUSH', q.key_prefix .. key, item)
         if not kept[key] then
           returned[key] = true
         end
@@ -233,9 +232,8 @@ local function hand_back(q, keep, expired)
     end
     return 0
   end
-  -- Each key handed back is first in line again, and no longer held.
+  -- Each key handed back is first in line again.
   for key in pairs(returned) do
-    redis.call('HDEL', q.busy, key)
     redis.call('LPUSH', q.ready, key)
   end
   -- Exact places: in each lane the moved tasks now lead, the last moved first.

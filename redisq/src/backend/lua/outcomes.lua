@@ -22,8 +22,9 @@ end
 -- text, member, delay), with the record and done-list keys of outcome k at
 -- KEYS[keys + 2k - 1] and KEYS[keys + 2k]:
 --   retry: member is the payload, due delay ms from now; text the error. Tasks with a key
---          go back to the head of their key's list, in their order, the key held until
---          the last is due (key_hold; all of them are in one call, the settle's last);
+--          are kept in q.retried[key] for the acknowledgement to put back at the head of
+--          their key's list, in their order, the key held until the last is due (every
+--          retry is in the settle's last call, with the acknowledgement);
 --          on an ordered queue (ordered) it is kept in q.heads for the caller to put
 --          back at the head of the queue; any other waits in the scheduled set
 --   dead:  member is the dead-letter record; text the reason
@@ -31,7 +32,7 @@ end
 --   mark:  only the record: member is the status (failed or dead), text the error
 -- Returns whether any dead letter was written.
 local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead, ordered)
-  local any_dead, keyed = false, {}
+  local any_dead = false
   local score = n > 0 and now_us() or 0
   for k = 1, n do
     local a = at + 7 * (k - 1)
@@ -43,10 +44,10 @@ local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead,
     if kind == 'retry' then
       local due, key = now + tonumber(ARGV[a + 6]), payload_key(member)
       if key then
-        local held = keyed[key]
+        local held = q.retried[key]
         if not held then
           held = { due = due, payloads = {} }
-          keyed[key] = held
+          q.retried[key] = held
         end
         held.payloads[#held.payloads + 1] = member
         held.due = math.max(held.due, due)
@@ -76,9 +77,6 @@ local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead,
         finished(record, done, ttl_dead)
       end
     end
-  end
-  for key, held in pairs(keyed) do
-    key_hold(q, key, held.payloads, held.due)
   end
   return any_dead
 end

@@ -11,8 +11,7 @@ redis.call('HINCRBY', q.counters, DEAD_BYTES, -#ARGV[1])
 local key = payload_key(ARGV[2])
 local record = KEYS[QUEUE_KEYS + 1]
 if key then
-  key_push(q, key, ARGV, 2, 2)
-  keyed_count(q, 1)
+  keyed_count(q, 1, key_push(q, key, ARGV, 2, 2))
   if set_record(record, F.status, S.queued) then
     redis.call('PERSIST', record)
   end

@@ -61,14 +61,14 @@ end
 local suspects = (claim or mode == 'release') and redis.call('HLEN', q.deliveries) > 0
 
 -- Outcomes first: a retried task's key is held before its acknowledgement lets keys go.
-q.heads = {}
+q.heads, q.retried = {}, {}
 local any_dead = apply_outcomes(q, tonumber(ARGV[at]), at + 1, QUEUE_KEYS, now, consumer,
   ARGV[12], ARGV[13], ordered and mode ~= 'record')
 if type(any_dead) == 'table' then
   return any_dead
 end
 if claim or mode == 'release' then
-  segmented = acknowledge(q, done, suspects, segmented, consumer)
+  segmented = acknowledge(q, done, suspects, segmented)
 end
 for i = 20, 19 + forget, CHUNK do
   redis.call('HDEL', q.state, unpack(ARGV, i, math.min(i + CHUNK - 1, 19 + forget)))
