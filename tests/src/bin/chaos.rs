@@ -7,6 +7,7 @@
 //! cargo run -p redisq-tests --bin chaos -- --duration 60s --seed 42 --workers 3
 //! cargo run -p redisq-tests --bin chaos -- --faults kill,pause --checks lost,duplicates
 //! cargo run -p redisq-tests --bin chaos -- --recheck /tmp/redisq-chaos-XXXX/history.json
+//! cargo run -p redisq-tests --bin chaos -- --duration 20s --unordered   # must fail: order
 //! ```
 
 use std::collections::BTreeSet;
@@ -53,6 +54,28 @@ struct Args {
     /// Enqueues per second, all producers together.
     #[arg(long, default_value_t = 100)]
     rate: u32,
+    /// Keys of the keyed queue's order stream, a producer thread each (0: none).
+    #[arg(long, default_value_t = 40)]
+    keys: usize,
+    /// Enqueues per second of each key.
+    #[arg(long, default_value_t = 1.5)]
+    key_rate: f64,
+    /// Enqueues per second of the ordered queue's stream (0: none).
+    #[arg(long, default_value_t = 12.0)]
+    ordered_rate: f64,
+    /// Tasks an order stream's producer enqueues back to back.
+    #[arg(long, default_value_t = 6)]
+    stream_burst: u32,
+    /// Threads per worker process on the keyed queue.
+    #[arg(long, default_value_t = 3)]
+    keyed_threads: usize,
+    /// Threads asked for per worker process on the ordered queue (the library runs one).
+    #[arg(long, default_value_t = 2)]
+    ordered_threads: usize,
+    /// The negative control of the order check: send the order streams to plain queues
+    /// (the same task bodies, without `ordered` or `key`); the order check must fail.
+    #[arg(long)]
+    unordered: bool,
     /// The producers: `direct` (straight to Redis), `proxy` (through the proxy's faults),
     /// comma-separated, one producer each.
     #[arg(long, default_value = "direct,proxy", value_delimiter = ',', value_parser = parse_via)]
@@ -64,7 +87,8 @@ struct Args {
     /// Make no queue-position probes.
     #[arg(long)]
     no_probes: bool,
-    /// The checks to run: `all`, or some of lost, duplicates, fifo, records, positions, keys.
+    /// The checks to run: `all`, or some of lost, duplicates, fifo, order, records,
+    /// positions, keys.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     checks: Vec<String>,
     /// Checks not to run (applied after `--checks`).
@@ -173,6 +197,13 @@ fn config(args: &Args) -> Result<Config, String> {
     config.prefetch = args.prefetch;
     config.multi_threads = args.threads;
     config.rate = args.rate;
+    config.keys = args.keys;
+    config.per_key_rate = args.key_rate;
+    config.ordered_rate = args.ordered_rate;
+    config.stream_burst = args.stream_burst;
+    config.keyed_threads = args.keyed_threads;
+    config.ordered_threads = args.ordered_threads;
+    config.unordered = args.unordered;
     config.producers.clone_from(&args.producers);
     config.faults = faults(&args.faults)?;
     config.probes = !args.no_probes;

@@ -15,6 +15,12 @@
 //!   over while it was stopped (it was not fenced off).
 //! - **fifo**: on the one-thread queue, a task acknowledged before another was sent starts
 //!   (its first run) before it, unless a fault was in effect while the first one waited.
+//! - **order**: on the order streams (the ordered queue, each key of the keyed queue),
+//!   an acknowledged task and a later task of its stream: the later one's first start
+//!   comes after the earlier one's first start, after its retry's start when its first
+//!   attempt failed (held retries), and after it first finished (one at a time); and no
+//!   start falls while another task of the stream runs unless a fault explains that run.
+//!   See `order.rs`.
 //! - **records**: after the run, every task's status record is final and right: done with
 //!   the attempts of its successful run, or dead after all its attempts for a task meant to
 //!   die (with a dead letter; no other task has one).
@@ -34,6 +40,7 @@ use redisq::TaskStatus;
 use super::history::{Enqueue, Event, Execution, Fault, FaultKind, History, Outcome};
 
 mod keys;
+mod order;
 mod positions;
 mod report;
 #[cfg(test)]
@@ -50,6 +57,8 @@ pub enum Check {
     Duplicates,
     /// Order of first runs on the one-thread queue.
     Fifo,
+    /// Order, one at a time and held retries on the ordered queue and per key.
+    Order,
     /// Final status records and dead letters.
     Records,
     /// Queue positions in probes.
@@ -60,10 +69,11 @@ pub enum Check {
 
 impl Check {
     /// Every check.
-    pub const ALL: [Check; 6] = [
+    pub const ALL: [Check; 7] = [
         Check::Lost,
         Check::Duplicates,
         Check::Fifo,
+        Check::Order,
         Check::Records,
         Check::Positions,
         Check::Keys,
@@ -76,6 +86,7 @@ impl Check {
             Check::Lost => "lost",
             Check::Duplicates => "duplicates",
             Check::Fifo => "fifo",
+            Check::Order => "order",
             Check::Records => "records",
             Check::Positions => "positions",
             Check::Keys => "keys",
@@ -250,6 +261,9 @@ pub fn check(history: &History, checks: &Checks) -> Report {
     }
     if checks.has(Check::Fifo) {
         violations.extend(fifo(&index, &mut summary));
+    }
+    if checks.has(Check::Order) {
+        violations.extend(order::check(&index, &mut summary));
     }
     if checks.has(Check::Records) {
         violations.extend(records(&index, &mut summary));

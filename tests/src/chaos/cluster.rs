@@ -22,7 +22,10 @@ use redisq_test_support::RedisServer;
 
 use super::history::{now_us, End, Fault, FaultKind, Shutdown, WorkerProcess};
 use super::proxy::{Mode, Proxy};
-use super::tasks::{BATCH_QUEUE, FIFO_QUEUE, MULTI_QUEUE, RETRY_QUEUE};
+use super::tasks::{
+    BATCH_QUEUE, FIFO_QUEUE, KEYED_QUEUE, MULTI_QUEUE, ORDERED_QUEUE, RETRY_QUEUE, UNKEYED_QUEUE,
+    UNORDERED_QUEUE,
+};
 use super::worker::format_threads;
 
 /// How long a worker process asked to stop may take before it is killed.
@@ -53,18 +56,34 @@ pub struct ClusterConfig {
     pub prefetch: usize,
     /// Threads per worker process on the multi-thread queue.
     pub multi_threads: usize,
+    /// Threads asked for per worker process on the ordered queue (the library runs one:
+    /// an ordered queue has one consumer at a time).
+    pub ordered_threads: usize,
+    /// Threads per worker process on the keyed queue.
+    pub keyed_threads: usize,
+    /// Whether the order streams go to their plain twins (the negative control): the
+    /// twins are served with the same threads instead of the ordered and keyed queues.
+    pub control: bool,
 }
 
 impl ClusterConfig {
     /// The threads per queue of the worker in `slot`: only slot 0 serves the FIFO queue,
-    /// with one thread, so that it has one consumer in the whole run.
+    /// with one thread, so that it has one consumer in the whole run; every worker serves
+    /// the ordered and keyed queues, or their plain twins in a control run.
     #[must_use]
     pub fn threads(&self, slot: usize) -> Vec<(String, usize)> {
+        let (ordered, keyed) = if self.control {
+            (UNORDERED_QUEUE, UNKEYED_QUEUE)
+        } else {
+            (ORDERED_QUEUE, KEYED_QUEUE)
+        };
         vec![
             (FIFO_QUEUE.to_owned(), usize::from(slot == 0)),
             (MULTI_QUEUE.to_owned(), self.multi_threads),
             (RETRY_QUEUE.to_owned(), 1),
             (BATCH_QUEUE.to_owned(), 1),
+            (ordered.to_owned(), self.ordered_threads),
+            (keyed.to_owned(), self.keyed_threads),
         ]
     }
 }

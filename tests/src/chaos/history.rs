@@ -60,6 +60,10 @@ pub struct Enqueue {
     pub seq: u64,
     /// What the task is.
     pub kind: Kind,
+    /// The ordering key carried in its arguments, for the kinds of an order stream
+    /// ([`Kind::stream`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// How the producer reached Redis.
     pub via: Via,
     /// When the call started.
@@ -93,6 +97,9 @@ pub struct Execution {
     pub seq: u64,
     /// What the task is.
     pub kind: Kind,
+    /// The ordering key (from its arguments), for the kinds of an order stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The id the task ran under (`TaskContext::current()`; a batch's first item's).
     pub id: String,
     /// The queue it was taken from.

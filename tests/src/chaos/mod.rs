@@ -5,6 +5,13 @@
 //! cuts, a Redis server killed and restarted), and a checker reads everything afterwards
 //! and names each violation with the tasks involved.
 //!
+//! Besides the delivery promises, the order streams: an ordered queue and a keyed queue
+//! (40 keys), each stream fed by one producer thread in sequence order, served by every
+//! worker process, with one task in eleven failing its first attempt; the checker's order
+//! check compares their first starts, retries and finishes (`checker/order.rs`). With
+//! [`run::Config::unordered`] the same streams go to plain queues instead, a negative
+//! control that the order check must fail.
+//!
 //! - [`tasks`]: the `#[fifo]` tasks of a run and what should become of each.
 //! - [`worker`]: the worker process (`chaos_worker`) and its history file.
 //! - [`history`]: what a run records, as the checker reads it.

@@ -19,8 +19,8 @@ use super::history::{
 };
 use super::nemesis::{self, Plan, Schedule};
 use super::probe::{retry, Prober};
-use super::producer::{Log, Producers};
-use super::tasks::QUEUES;
+use super::producer::{Log, Producers, StreamPlan, StreamProducers};
+use super::tasks::ALL_QUEUES;
 
 /// Everything a run can be told.
 #[derive(Debug, Clone)]
@@ -43,6 +43,21 @@ pub struct Config {
     pub multi_threads: usize,
     /// Enqueues per second, all producers together.
     pub rate: u32,
+    /// Keys of the keyed queue's stream, a producer thread each (0: none).
+    pub keys: usize,
+    /// Enqueues per second of each key.
+    pub per_key_rate: f64,
+    /// Enqueues per second of the ordered queue's stream (0: none).
+    pub ordered_rate: f64,
+    /// Tasks an order stream's producer enqueues back to back.
+    pub stream_burst: u32,
+    /// Threads asked for per worker process on the ordered queue.
+    pub ordered_threads: usize,
+    /// Threads per worker process on the keyed queue.
+    pub keyed_threads: usize,
+    /// The negative control of the order check: the order streams go to plain queues
+    /// (the same bodies, without `ordered` or `key`), so the order check must fail.
+    pub unordered: bool,
     /// One producer per entry: straight to Redis ([`Via::Direct`]) or through the proxy
     /// ([`Via::Proxy`]).
     pub producers: Vec<Via>,
@@ -64,7 +79,9 @@ pub struct Config {
 impl Config {
     /// The defaults, with `worker_command` as the worker program: 60 s, three workers, a
     /// one-second lease, 100 enqueues a second from one direct and one proxied producer,
-    /// every fault, probes and every check, 60 s to drain.
+    /// the order streams (12 a second on the ordered queue, 40 keys at 1.5 a second on the
+    /// keyed queue with three threads per worker, in bursts of 6), every fault, probes and
+    /// every check, 60 s to drain.
     #[must_use]
     pub fn new(worker_command: Vec<OsString>) -> Config {
         Config {
@@ -77,6 +94,13 @@ impl Config {
             prefetch: 4,
             multi_threads: 2,
             rate: 100,
+            keys: 40,
+            per_key_rate: 1.5,
+            ordered_rate: 12.0,
+            stream_burst: 6,
+            ordered_threads: 2,
+            keyed_threads: 3,
+            unordered: false,
             producers: vec![Via::Direct, Via::Proxy],
             faults: FaultKind::ALL.into_iter().collect(),
             probes: true,
@@ -84,6 +108,17 @@ impl Config {
             drain_timeout: Duration::from_secs(60),
             worker_command,
             keep: false,
+        }
+    }
+
+    /// What the order streams' producers enqueue.
+    pub(crate) fn streams(&self) -> StreamPlan {
+        StreamPlan {
+            keys: self.keys,
+            per_key_rate: self.per_key_rate,
+            ordered_rate: self.ordered_rate,
+            burst: self.stream_burst,
+            control: self.unordered,
         }
     }
 
@@ -124,8 +159,15 @@ fn err(what: &str) -> impl Fn(redisq::Error) -> String + '_ {
 pub fn run(config: &Config) -> Result<RunOutcome, String> {
     let schedule = Schedule::generate(config.seed, &config.plan());
     eprintln!(
-        "chaos: seed {} ({} worker(s), {:?})",
-        config.seed, config.workers, config.duration
+        "chaos: seed {} ({} worker(s), {:?}{})",
+        config.seed,
+        config.workers,
+        config.duration,
+        if config.unordered {
+            ", order streams on plain queues: the negative control"
+        } else {
+            ""
+        }
     );
     eprint!("{schedule}");
     let dir = tempfile::Builder::new()
@@ -155,6 +197,9 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
             retry: Duration::from_millis(100),
             prefetch: config.prefetch,
             multi_threads: config.multi_threads,
+            ordered_threads: config.ordered_threads,
+            keyed_threads: config.keyed_threads,
+            control: config.unordered,
         },
         redis.clone(),
         config.seed,
@@ -178,6 +223,8 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
             Ok((*via, backend(target)?))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let streams = StreamProducers::start(&log, &backends, &config.streams(), config.seed)
+        .map_err(|e| e.to_string())?;
     let producers =
         Producers::start(&log, backends, config.rate, config.seed).map_err(|e| e.to_string())?;
     let prober = Prober {
@@ -199,6 +246,7 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     producers.stop();
+    streams.stop();
     eprintln!("chaos: {steps} step(s) of the schedule ran; draining");
     cluster.heal().map_err(|e| format!("heal: {e}"))?;
 
@@ -281,7 +329,7 @@ fn drain(
             .filter(|e| e.outcome == Outcome::Acked)
             .all(|e| index.finished(e.seq));
         let empty = over
-            && QUEUES.iter().all(|q| {
+            && ALL_QUEUES.iter().all(|q| {
                 backend
                     .queue_stats(q)
                     .is_ok_and(|s| s.total_pending == 0 && s.processing == 0 && s.scheduled == 0)
@@ -321,7 +369,7 @@ fn observe(
         });
     }
     let mut dead = Vec::new();
-    for queue in QUEUES {
+    for queue in ALL_QUEUES {
         let letters = retry("dead letters", || backend.dead_letters(queue, 0, 100_000))?;
         dead.extend(letters.into_iter().map(|d| d.id));
     }

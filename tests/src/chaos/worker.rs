@@ -14,7 +14,7 @@
 //! | `CHAOS_TIMEOUT_MS` | the command timeout (`with_timeout`) | 1000 |
 //! | `CHAOS_RETRY_MS` | the first retry's backoff (capped at ten times it) | 100 |
 //! | `CHAOS_PREFETCH` | tasks a thread claims per round trip at most | 4 |
-//! | `CHAOS_THREADS` | `queue=threads,…`; a queue at 0 is not served | every queue of [`QUEUES`] at 1 |
+//! | `CHAOS_THREADS` | `queue=threads,…`; a queue at 0 is not served | every queue of [`ALL_QUEUES`] at 1 |
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
@@ -25,7 +25,7 @@ use std::time::Duration;
 use redisq::{RedisQueueBackend, TaskContext, Worker};
 
 use super::history::{now_us, Event, Execution};
-use super::tasks::{Kind, QUEUES};
+use super::tasks::{Kind, ALL_QUEUES};
 
 /// The history file of this process, opened on first use.
 static HISTORY: OnceLock<Option<File>> = OnceLock::new();
@@ -38,6 +38,14 @@ static HISTORY: OnceLock<Option<File>> = OnceLock::new();
 /// # Panics
 /// When the line cannot be written whole: a history with holes would mislead the checker.
 pub fn record(kind: Kind, seq: u64, event: Event) -> u32 {
+    record_keyed(kind, None, seq, event)
+}
+
+/// [`record`] for a task that carries an ordering key, which the line records.
+///
+/// # Panics
+/// As [`record`].
+pub fn record_keyed(kind: Kind, key: Option<&str>, seq: u64, event: Event) -> u32 {
     let context = TaskContext::current();
     let attempt = context.as_ref().map_or(1, |c| c.attempt);
     let Some(mut file) = HISTORY.get_or_init(open_history).as_ref() else {
@@ -46,6 +54,7 @@ pub fn record(kind: Kind, seq: u64, event: Event) -> u32 {
     let execution = Execution {
         seq,
         kind,
+        key: key.map(str::to_owned),
         id: context
             .as_ref()
             .map(|c| c.id.to_string())
@@ -94,7 +103,7 @@ fn env_ms(name: &str, default: u64) -> Duration {
 #[must_use]
 pub fn threads_from_env() -> Vec<(String, usize)> {
     let Ok(spec) = std::env::var("CHAOS_THREADS") else {
-        return QUEUES.iter().map(|q| ((*q).to_owned(), 1)).collect();
+        return ALL_QUEUES.iter().map(|q| ((*q).to_owned(), 1)).collect();
     };
     parse_threads(&spec).unwrap_or_else(|| panic!("CHAOS_THREADS must be queue=n,…, not {spec:?}"))
 }

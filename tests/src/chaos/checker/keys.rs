@@ -40,6 +40,11 @@ fn rule(key: &str) -> Rule {
         "leases" => Rule::Empty("the leases"),
         "state" => Rule::Empty("the state hash"),
         w if w.starts_with("claimed:") => Rule::Empty("a claimed list"),
+        w if w.starts_with("key:") => Rule::Empty("an ordering key's list"),
+        "ready" => Rule::Empty("the ready keys"),
+        "held" => Rule::Empty("the held keys"),
+        "owner" => Rule::AtMost(2, "an ordered queue's owner"),
+        "hold" => Rule::Expires("an ordered queue's retry hold"),
         "signal" => Rule::AtMost(64, "the wake-up tokens"),
         "dead" => Rule::AtMost(10_000, "the dead letters"),
         "counters" => Rule::AtMost(16, "the lane counters"),
@@ -177,6 +182,10 @@ mod tests {
         assert!(matches!(rule("{q}:dead"), Rule::AtMost(10_000, _)));
         assert!(matches!(rule("task:abc:done"), Rule::Expires(_)));
         assert!(matches!(rule("{q}:throughput"), Rule::Expires(_)));
+        assert_eq!(rule("{q}:key:k01"), Rule::Empty("an ordering key's list"));
+        assert_eq!(rule("{q}:ready"), Rule::Empty("the ready keys"));
+        assert!(matches!(rule("{q}:owner"), Rule::AtMost(2, _)));
+        assert!(matches!(rule("{q}:hold"), Rule::Expires(_)));
         assert_eq!(rule("{q}:something-new"), Rule::Unknown);
         assert_eq!(rule("stray"), Rule::Unknown);
     }

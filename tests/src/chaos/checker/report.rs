@@ -33,6 +33,21 @@ pub struct Summary {
     pub fifo_checked: usize,
     /// Of those, overtaken while a fault was in effect.
     pub fifo_excused: usize,
+    /// First starts checked on the ordered queue's stream.
+    pub order_queue_checked: usize,
+    /// Times the ordered queue's first starts passed from one process to another.
+    pub order_queue_handovers: usize,
+    /// First starts checked on the keyed queue's streams.
+    pub order_keyed_checked: usize,
+    /// Keys of the keyed queue with a first start checked.
+    pub order_keys: usize,
+    /// Tasks of the order streams whose first attempt failed and whose retry started.
+    pub held_retries: usize,
+    /// Starts of an order stream's task while another of its tasks ran on a process that
+    /// a fault explains (a kill, a pause, a network or Redis fault).
+    pub order_overlaps_excused: usize,
+    /// Whether the order streams ran on plain queues (the negative control).
+    pub order_control: bool,
     /// Status records checked.
     pub records_checked: usize,
     /// Probes made.
@@ -75,6 +90,7 @@ impl Summary {
                 .iter()
                 .filter(|e| e.outcome == Outcome::Unknown && started.contains(&e.seq))
                 .count(),
+            order_control: history.enqueues.iter().any(|e| e.kind.control()),
             drained: history.drained,
             unparsed_lines: history.unparsed_lines,
             ..Summary::default()
@@ -173,6 +189,23 @@ impl fmt::Display for Report {
             f,
             "  fifo:       {} tasks checked, {} overtaken during faults",
             s.fifo_checked, s.fifo_excused
+        )?;
+        let order = if self.checks.has(Check::Order) {
+            let n = self.by_check().get(&Check::Order).copied().unwrap_or(0);
+            format!("{n} violations")
+        } else {
+            "check skipped".to_owned()
+        };
+        writeln!(
+            f,
+            "  order:      {}ordered {} first starts checked ({} handovers), keyed {} over {} keys, {order}; held retries {}, {} overlaps excused by faults",
+            if s.order_control { "CONTROL (plain queues): " } else { "" },
+            s.order_queue_checked,
+            s.order_queue_handovers,
+            s.order_keyed_checked,
+            s.order_keys,
+            s.held_retries,
+            s.order_overlaps_excused
         )?;
         writeln!(
             f,

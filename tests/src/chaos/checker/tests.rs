@@ -34,6 +34,7 @@ impl Make {
         self.0.enqueues.push(Enqueue {
             seq,
             kind,
+            key: kind.stream().map(|_| "k".to_owned()),
             via: Via::Direct,
             sent_us: T + t,
             done_us: T + t + 100,
@@ -58,6 +59,7 @@ impl Make {
         let line = |at: u64, event: Event| Execution {
             seq,
             kind,
+            key: kind.stream().map(|_| "k".to_owned()),
             id: id(seq),
             queue: kind.queue().to_owned(),
             attempt,
@@ -523,5 +525,195 @@ fn a_lease_left_behind_names_the_process_that_held_it() {
         found[0].contains("consumer w1-2 of pid 42 (slot 1), stopped gracefully"),
         "{}",
         found[0]
+    );
+}
+
+impl Make {
+    /// Puts `seq` (its enqueue and its runs so far) in the stream of ordering key `key`.
+    fn in_key(mut self, seq: u64, key: &str) -> Make {
+        for e in self.0.enqueues.iter_mut().filter(|e| e.seq == seq) {
+            e.key = Some(key.to_owned());
+        }
+        for e in self.0.executions.iter_mut().filter(|e| e.seq == seq) {
+            e.key = Some(key.to_owned());
+        }
+        self
+    }
+
+    /// The successful finish of `seq`'s first attempt by `pid` at `t` (a run started before).
+    fn finish(mut self, seq: u64, kind: Kind, pid: u32, t: u64) -> Make {
+        self.0.executions.push(Execution {
+            seq,
+            kind,
+            key: Some("k".to_owned()),
+            id: id(seq),
+            queue: kind.queue().to_owned(),
+            attempt: 1,
+            pid,
+            at_us: T + t,
+            event: Event::Ok,
+        });
+        self
+    }
+
+    /// A task of `kind` whose first attempt fails at `t` and whose retry runs at `retry`.
+    fn retried(self, seq: u64, kind: Kind, t: u64, retry: u64) -> Make {
+        self.enqueue(seq, kind, t, Outcome::Acked)
+            .run(seq, kind, 1, 100, t + 10_000, Some(Event::Err))
+            .run(seq, kind, 2, 100, retry, Some(Event::Ok))
+            .record(seq, TaskStatus::Done, 2)
+    }
+}
+
+#[test]
+fn streams_in_order_one_at_a_time_with_held_retries_pass() {
+    // Key k: 1, then 2 (fails, retried at 100 ms), then 3 after the retry; key j runs
+    // alongside; the ordered queue's 4 and 5 in order.
+    let report = Make::new()
+        .clean(1, Kind::Keyed, 0)
+        .retried(2, Kind::Keyed, 1_000, 100_000)
+        .clean(3, Kind::Keyed, 100_000)
+        .clean(4, Kind::Keyed, 0)
+        .in_key(4, "j")
+        .clean(5, Kind::Keyed, 1_000)
+        .in_key(5, "j")
+        .clean(6, Kind::Ordered, 0)
+        .retried(7, Kind::Ordered, 1_000, 50_000)
+        .clean(8, Kind::Ordered, 60_000)
+        .check();
+    assert!(report.is_ok(), "{report}");
+    let s = &report.summary;
+    assert_eq!(
+        (
+            s.order_queue_checked,
+            s.order_keyed_checked,
+            s.order_keys,
+            s.held_retries
+        ),
+        (3, 5, 2, 2),
+        "{report}"
+    );
+    assert!(report.to_string().contains("order:      ordered 3 first starts checked (0 handovers), keyed 5 over 2 keys, 0 violations; held retries 2"), "{report}");
+}
+
+#[test]
+fn a_task_that_first_starts_before_an_earlier_one_of_its_key_is_overtaking() {
+    // 1 is acknowledged before 2 is sent, but 2 starts first; 3 of another key is free.
+    let report = Make::new()
+        .enqueue(1, Kind::Keyed, 0, Outcome::Acked)
+        .run(1, Kind::Keyed, 1, 100, 50_000, Some(Event::Ok))
+        .record(1, TaskStatus::Done, 1)
+        .clean(2, Kind::Keyed, 1_000)
+        .enqueue(3, Kind::Keyed, 2_000, Outcome::Acked)
+        .run(3, Kind::Keyed, 1, 200, 5_000, Some(Event::Ok))
+        .record(3, TaskStatus::Done, 1)
+        .in_key(3, "j")
+        .check();
+    let found = only(&report, Check::Order);
+    assert_eq!(found.len(), 1, "{report}");
+    assert!(
+        found[0].contains("key k: task 2") && found[0].contains("(overtaken)"),
+        "{}",
+        found[0]
+    );
+    assert_eq!(report.violations[0].seqs, [2, 1]);
+    assert_eq!(report.violations[0].ids, ["id2", "id1"]);
+}
+
+#[test]
+fn a_later_task_that_starts_while_a_retry_waits_overtakes_the_held_retry() {
+    let report = Make::new()
+        .retried(1, Kind::Ordered, 0, 200_000)
+        .clean(2, Kind::Ordered, 1_000)
+        .check();
+    let found = only(&report, Check::Order);
+    assert_eq!(found.len(), 1, "{report}");
+    assert!(
+        found[0].contains("ordered queue: task 2") && found[0].contains("(held retry overtaken)"),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn a_later_task_that_starts_while_an_earlier_one_runs_is_not_one_at_a_time() {
+    // 2 starts 500 µs into 1's run, on another process.
+    let report = Make::new()
+        .enqueue(1, Kind::Keyed, 0, Outcome::Acked)
+        .run(1, Kind::Keyed, 1, 100, 10_000, Some(Event::Ok))
+        .record(1, TaskStatus::Done, 1)
+        .enqueue(2, Kind::Keyed, 1_000, Outcome::Acked)
+        .run(2, Kind::Keyed, 1, 200, 10_500, Some(Event::Ok))
+        .record(2, TaskStatus::Done, 1)
+        .check();
+    let found = only(&report, Check::Order);
+    assert_eq!(found.len(), 1, "{report}");
+    assert!(found[0].contains("(not one at a time)"), "{}", found[0]);
+}
+
+#[test]
+fn an_earlier_task_whose_enqueue_reply_was_lost_may_come_later() {
+    // 1's enqueue is unknown: it may have reached Redis after 2's.
+    let report = Make::new()
+        .enqueue(1, Kind::Keyed, 0, Outcome::Unknown)
+        .run(1, Kind::Keyed, 1, 100, 50_000, Some(Event::Ok))
+        .clean(2, Kind::Keyed, 1_000)
+        .check();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.summary.order_keyed_checked, 2);
+}
+
+#[test]
+fn a_rerun_after_a_pause_may_overlap_later_tasks_but_an_unfaulted_run_may_not() {
+    // 100 starts 1 and is paused mid-run; 200 reruns 1, then 2 runs on 300 while 100 is
+    // stopped; 100 finishes 1 once continued. Then 4 starts on 300 while 3 runs on 200,
+    // which nothing explains.
+    let report = Make::new()
+        .enqueue(1, Kind::Keyed, 0, Outcome::Acked)
+        .run(1, Kind::Keyed, 1, 100, 10_000, None)
+        .run(1, Kind::Keyed, 1, 200, 2_000_000, Some(Event::Ok))
+        .finish(1, Kind::Keyed, 100, 3_000_000)
+        .record(1, TaskStatus::Done, 1)
+        .fault(FaultKind::Pause, Some(100), 10_500, 2_990_000)
+        .enqueue(2, Kind::Keyed, 1_000, Outcome::Acked)
+        .run(2, Kind::Keyed, 1, 300, 2_100_000, Some(Event::Ok))
+        .record(2, TaskStatus::Done, 1)
+        .check();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.summary.order_overlaps_excused, 1);
+
+    // A duplicate of 3 on 200 overlapping 4's run on 300, with no fault.
+    let report = Make::new()
+        .clean(3, Kind::Keyed, 0)
+        .clean(4, Kind::Keyed, 1_000)
+        .run(3, Kind::Keyed, 1, 200, 11_500, Some(Event::Ok))
+        .check();
+    let found: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.check == Check::Order)
+        .collect();
+    assert_eq!(found.len(), 1, "{report}");
+    assert!(found[0].what.contains("(overlap)"), "{}", found[0].what);
+}
+
+#[test]
+fn the_control_kinds_are_checked_as_streams_and_named_so() {
+    let report = Make::new()
+        .enqueue(1, Kind::Unkeyed, 0, Outcome::Acked)
+        .run(1, Kind::Unkeyed, 1, 100, 50_000, Some(Event::Ok))
+        .record(1, TaskStatus::Done, 1)
+        .clean(2, Kind::Unkeyed, 1_000)
+        .check();
+    let found = only(&report, Check::Order);
+    assert_eq!(found.len(), 1, "{report}");
+    assert!(
+        found[0].contains("on a plain queue (control)"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        report.to_string().contains("CONTROL (plain queues)"),
+        "{report}"
     );
 }
