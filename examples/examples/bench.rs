@@ -17,20 +17,30 @@
 //!   the sequential `RPUSH`, so that their ratio holds on a machine whose speed drifts) and
 //!   from 4 threads, and `enqueue_many` (10,000 per call);
 //! - end to end, queue pre-filled, workers draining it: at-least-once with 1 and 4 threads,
-//!   at-most-once with 4, a batch task (batches of 1,000) with 4;
+//!   at-most-once with 4, a batch task (batches of 1,000) with 4; an ordered queue
+//!   (`ordered = true`) drained by its one consumer; tasks with ordering keys
+//!   (`key = ".."`, round robin over 10,000 keys) drained by 4 threads in two processes,
+//!   this one and a second run of this binary (`--keyed-worker`, 2 threads each), timed
+//!   until the queue's processed count in Redis covers every task;
 //! - latency from the enqueue call to the start of the task, at a steady 1,000 tasks/s
-//!   for 5 s with 4 idle worker threads;
+//!   for 5 s with 4 idle worker threads, without ordering keys and then over 1,000 keys;
 //! - Redis memory per queued task and per stored result, and this process's peak RSS
 //!   (this process is also the worker);
 //! - a backlog of 1,000,000 tasks drained by 4 threads (skipped with `--skip-backlog`).
 //!
+//! `--e2e-only` runs the ceilings, the end-to-end figures and the keyed latency.
+//!
 //! Throughput ratios are to the ceiling of the same run; latency and memory ratios are to
-//! their target (value / target, below 1 meets it). Every key lives under the namespace
+//! their target (value / target, below 1 meets it). The keyed throughput is also printed
+//! over `e2e_at_least_once_4t` of the same run (`keyed / unordered 4t`, on stderr with
+//! `--json`). Every key lives under the namespace
 //! `bench-<pid>:<phase>` and is deleted after its phase; keys of earlier runs that crashed
 //! are deleted at start.
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{LazyLock, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,6 +61,14 @@ const LATENCY_RATE: u64 = 1_000;
 const LATENCY_SECS: u64 = 5;
 /// Worker threads of the multi-threaded figures.
 const THREADS: usize = 4;
+/// Ordering keys of the keyed throughput figure, and its worker processes (this one and
+/// one more, `THREADS / KEYED_PROCESSES` threads each).
+const KEYED_KEYS: u64 = 10_000;
+const KEYED_PROCESSES: usize = 2;
+/// Ordering keys of the keyed latency figure.
+const LATENCY_KEYS: u64 = 1_000;
+/// The text output's name column.
+const NAME_WIDTH: usize = 32;
 /// A drain that makes no progress for this long fails the run.
 const STALL: Duration = Duration::from_secs(30);
 
@@ -72,6 +90,9 @@ struct Args {
     /// The Redis server.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     url: String,
+    /// Internal: be the second worker process of `e2e_keyed_10k_4t_2p`, in this namespace.
+    #[arg(long, hide = true, value_name = "NAMESPACE")]
+    keyed_worker: Option<String>,
 }
 
 /// A no-op task without a status record.
@@ -90,6 +111,18 @@ fn noop_rec(n: u64) {
 #[fifo(queue = "bench_batch", batch = 1000, store_result = false)]
 fn sink(items: Vec<u64>) {
     black_box(items);
+}
+
+/// A no-op task on an ordered queue: one consumer at a time, tasks in enqueue order.
+#[fifo(queue = "bench_ordered", ordered = true, store_result = false)]
+fn noop_ordered(n: u64) {
+    black_box(n);
+}
+
+/// A no-op task ordered by `key`: one task of a key at a time, keys in parallel.
+#[fifo(queue = "bench_keyed", key = "key", store_result = false)]
+fn noop_keyed(key: u64, n: u64) {
+    black_box((key, n));
 }
 
 /// How a figure is held to its target.
@@ -149,6 +182,14 @@ fn stamp(sent_ns: u64) {
     lock_latencies().push(waited);
 }
 
+/// [`stamp`] with an ordering key.
+#[fifo(queue = "bench_keyed_latency", key = "key", store_result = false)]
+fn keyed_stamp(key: u64, sent_ns: u64) {
+    let waited = unix_nanos().saturating_sub(sent_ns);
+    black_box(key);
+    lock_latencies().push(waited);
+}
+
 fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -159,6 +200,13 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     LazyLock::force(&STARTED);
+    if let Some(namespace) = &args.keyed_worker {
+        if let Err(err) = keyed_worker_process(&args.url, namespace) {
+            eprintln!("bench --keyed-worker: {err}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let mut bench = match Bench::connect(&args) {
         Ok(bench) => bench,
         Err(err) => {
@@ -234,16 +282,21 @@ impl Bench {
             String::from_utf8_lossy(&payload)
         ));
         if !self.json {
-            println!("{:<28} {:>12}  {:<8} ratio", "name", "value", "unit");
+            println!(
+                "{:<NAME_WIDTH$} {:>12}  {:<8} ratio",
+                "name", "value", "unit"
+            );
         }
         let sequential = self.sequential_rates(&payload)?;
         let ceilings = self.ceilings(&payload, sequential.rpush)?;
         if args.e2e_only {
-            return self.e2e_figures(&ceilings);
+            self.e2e_figures(&ceilings)?;
+            return self.keyed_latency_figures();
         }
         self.enqueue_figures(&ceilings, sequential.enqueue)?;
         self.e2e_figures(&ceilings)?;
         self.latency_figures()?;
+        self.keyed_latency_figures()?;
         self.memory_figures()?;
         if !args.skip_backlog {
             self.backlog_figure(&ceilings)?;
@@ -286,7 +339,7 @@ impl Bench {
         } else {
             let ratio = figure.ratio.map_or("-".to_owned(), |r| format!("{r:.3}"));
             println!(
-                "{:<28} {:>12}  {:<8} {ratio}",
+                "{:<NAME_WIDTH$} {:>12}  {:<8} {ratio}",
                 figure.name,
                 format_value(figure.value, figure.unit),
                 figure.unit
@@ -297,6 +350,15 @@ impl Bench {
 
     fn figure(&self, name: &str) -> Option<&Figure> {
         self.figures.iter().find(|f| f.name == name)
+    }
+
+    /// A line that is not a figure: on stdout, or on stderr with `--json`.
+    fn out(&self, line: String) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
 
     /// A no-op task's payload as redisq stores it, to give the ceilings the same size.
@@ -537,61 +599,196 @@ impl Bench {
                     .arg(1)
                     .query::<()>(&mut self.raw_connection()?)?;
             }
-            let started = Instant::now();
-            let worker = Worker::builder(backend.clone())
-                .queues([queue])
-                .threads(queue, threads)
-                .start()?;
-            let drained = drain(&worker, n, started);
-            worker.shutdown();
-            let elapsed = drained?;
-            self.check_pending(&backend, queue, 0)?;
-            self.end_phase(&backend)?;
+            let elapsed = self.drain_with(&backend, queue, threads, n)?;
             let items = rate(n, elapsed);
             let unit = if batch { "items/s" } else { "tasks/s" };
             self.report(name, items, unit, Some(items / ceilings.lpop_pipelined));
         }
+        self.ordered_figure(ceilings)?;
+        self.keyed_figure(ceilings)
+    }
+
+    /// Drains the `n` tasks queued on `queue` with a worker of `threads` threads, checks
+    /// that nothing is left and ends the phase; how long the drain took.
+    fn drain_with(
+        &mut self,
+        backend: &RedisQueueBackend,
+        queue: &str,
+        threads: usize,
+        n: u64,
+    ) -> BoxResult<Duration> {
+        let started = Instant::now();
+        let worker = Worker::builder(backend.clone())
+            .queues([queue])
+            .threads(queue, threads)
+            .start()?;
+        let drained = drain(&worker, n, started);
+        worker.shutdown();
+        let elapsed = drained?;
+        self.check_pending(backend, queue, 0)?;
+        self.end_phase(backend)?;
+        Ok(elapsed)
+    }
+
+    /// An ordered queue, pre-filled, drained by its one consumer (a worker of 1 thread):
+    /// the twin of `e2e_at_least_once_1t`, against the same ceiling.
+    fn ordered_figure(&mut self, ceilings: &Ceilings) -> BoxResult<()> {
+        let n = self.tasks;
+        let name = "e2e_ordered_1c";
+        let queue = noop_ordered::QUEUE;
+        progress(&format!("{name}: pre-filling {n}, then draining"));
+        let backend = self.backend("e2e-ordered-1c")?;
+        for chunk in chunks(n) {
+            noop_ordered::enqueue_many(&backend, chunk)?;
+        }
+        self.check_pending(&backend, queue, n)?;
+        let elapsed = self.drain_with(&backend, queue, 1, n)?;
+        let tasks = rate(n, elapsed);
+        self.report(
+            name,
+            tasks,
+            "tasks/s",
+            Some(tasks / ceilings.lpop_pipelined),
+        );
         Ok(())
+    }
+
+    /// Tasks with ordering keys, round robin over 10,000 keys, pre-filled, drained by 4
+    /// threads in two processes: 2 in this one, 2 in a second run of this binary
+    /// (`--keyed-worker`), started and connected to Redis before the clock starts and told
+    /// to start its worker when it does. Timed until the queue's processed count in Redis
+    /// covers every task. The twin of `e2e_at_least_once_4t`, against the same ceiling,
+    /// and also reported over it.
+    fn keyed_figure(&mut self, ceilings: &Ceilings) -> BoxResult<()> {
+        let n = self.tasks;
+        let name = "e2e_keyed_10k_4t_2p";
+        let queue = noop_keyed::QUEUE;
+        let threads = THREADS / KEYED_PROCESSES;
+        progress(&format!(
+            "{name}: pre-filling {n} over {KEYED_KEYS} keys, then draining with \
+             {KEYED_PROCESSES} processes of {threads} threads"
+        ));
+        let backend = self.backend("e2e-keyed")?;
+        let mut child = KeyedChild::spawn(&self.url, backend.namespace())?;
+        for chunk in chunks(n) {
+            noop_keyed::enqueue_many(&backend, chunk.map(|i| (i % KEYED_KEYS, i)))?;
+        }
+        let queued = backend.queue_stats(queue)?;
+        if queued.keyed != n || queued.keys != n.min(KEYED_KEYS) {
+            return Err(format!(
+                "`{queue}` holds {} tasks of {} keys, {n} of {} expected",
+                queued.keyed,
+                queued.keys,
+                n.min(KEYED_KEYS)
+            )
+            .into());
+        }
+        let started = Instant::now();
+        child.go()?;
+        let worker = Worker::builder(backend.clone())
+            .queues([queue])
+            .threads(queue, threads)
+            .start()?;
+        let drained = self.drain_in_redis(&backend, queue, n, started, &worker, &mut child);
+        let here = worker.counts();
+        worker.shutdown();
+        let there = child.finish();
+        let elapsed = drained?;
+        let there = there?;
+        if here.processed + there.processed != n
+            || here.failed + there.failed != 0
+            || here.dead + there.dead != 0
+        {
+            return Err(format!(
+                "{name}: {n} tasks, but this process counted {here:?}, the other {there:?}"
+            )
+            .into());
+        }
+        let left = backend.queue_stats(queue)?;
+        if left.total_pending != 0 || left.keyed != 0 || left.keys != 0 {
+            return Err(format!("`{queue}` did not drain: {left:?}").into());
+        }
+        self.end_phase(&backend)?;
+        let tasks = rate(n, elapsed);
+        self.report(
+            name,
+            tasks,
+            "tasks/s",
+            Some(tasks / ceilings.lpop_pipelined),
+        );
+        progress(&format!(
+            "{name}: {} tasks in this process, {} in the other",
+            here.processed, there.processed
+        ));
+        if let Some(unordered) = self.figure("e2e_at_least_once_4t").map(|f| f.value) {
+            self.out(format!("keyed / unordered 4t: {:.2}", tasks / unordered));
+        }
+        Ok(())
+    }
+
+    /// Waits, polling `queue`'s statistics in Redis every 2 ms, until `n` of its tasks
+    /// succeeded in any process; returns the time since `started`. Fails when a task
+    /// fails (here or there), the other process exits, or no progress is made for 30 s.
+    fn drain_in_redis(
+        &mut self,
+        backend: &RedisQueueBackend,
+        queue: &str,
+        n: u64,
+        started: Instant,
+        worker: &Worker,
+        child: &mut KeyedChild,
+    ) -> BoxResult<Duration> {
+        let stats = format!("{}:{{{queue}}}:stats", backend.namespace());
+        let mut last = 0;
+        let mut last_progress = Instant::now();
+        loop {
+            let (processed, failed, dead): (Option<u64>, Option<u64>, Option<u64>) =
+                redis::cmd("HMGET")
+                    .arg(&stats)
+                    .arg("processed")
+                    .arg("failed")
+                    .arg("dead")
+                    .query(&mut self.con)?;
+            let processed = processed.unwrap_or(0);
+            let here = worker.counts();
+            if failed.unwrap_or(0) > 0 || dead.unwrap_or(0) > 0 || here.failed > 0 {
+                return Err(format!(
+                    "tasks failed while draining: {failed:?} failed, {dead:?} dead in Redis, \
+                     {here:?} here"
+                )
+                .into());
+            }
+            if processed >= n {
+                return Ok(started.elapsed());
+            }
+            if let Some(status) = child.exited()? {
+                return Err(format!("the other worker process exited early: {status}").into());
+            }
+            if processed != last {
+                last = processed;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() > STALL {
+                return Err(format!(
+                    "no progress for {} s: {processed} of {n} tasks processed",
+                    STALL.as_secs()
+                )
+                .into());
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Latency from the enqueue call to the task's start, at a steady rate with idle
     /// workers: one producer thread, 4 worker threads.
     fn latency_figures(&mut self) -> BoxResult<()> {
-        let n = LATENCY_RATE * LATENCY_SECS;
         progress(&format!(
             "latency: {LATENCY_RATE} tasks/s for {LATENCY_SECS} s, {THREADS} idle worker threads"
         ));
         let backend = self.backend("latency")?;
-        backend.ping()?;
-        lock_latencies().clear();
-        let worker = Worker::builder(backend.clone())
-            .queues([stamp::QUEUE])
-            .threads(stamp::QUEUE, THREADS)
-            .start()?;
-        // Let every thread find the queue empty and block.
-        thread::sleep(Duration::from_millis(500));
-        let interval = Duration::from_secs(1) / u32::try_from(LATENCY_RATE)?;
-        let started = Instant::now();
-        let sent: redisq::Result<()> = (0..n).try_for_each(|i| {
-            // On a fixed schedule: a late send does not push the later ones back.
-            let due = started + interval * u32::try_from(i).unwrap_or(u32::MAX);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                thread::sleep(wait);
-            }
+        let samples = paced_latencies(&backend, stamp::QUEUE, |_| {
             stamp::enqueue(&backend, unix_nanos()).map(drop)
-        });
-        let drained = sent
-            .map_err(Into::into)
-            .and_then(|()| drain(&worker, n, Instant::now()));
-        worker.shutdown();
-        drained?;
+        })?;
         self.end_phase(&backend)?;
-
-        let mut samples = std::mem::take(&mut *lock_latencies());
-        if samples.len() as u64 != n {
-            return Err(format!("{} latency samples of {n}", samples.len()).into());
-        }
-        samples.sort_unstable();
         let ms = |nanos: u64| nanos as f64 / 1e6;
         let p50 = ms(percentile(&samples, 0.50));
         let p99 = ms(percentile(&samples, 0.99));
@@ -599,6 +796,40 @@ impl Bench {
         self.report("latency_p50_ms", p50, "ms", Some(p50 / 1.0));
         self.report("latency_p99_ms", p99, "ms", Some(p99 / 5.0));
         self.report("latency_max_ms", max, "ms", None);
+        Ok(())
+    }
+
+    /// The same with ordering keys: task `i` of key `i mod 1,000`, so each key gets one
+    /// task a second; against the same targets.
+    fn keyed_latency_figures(&mut self) -> BoxResult<()> {
+        progress(&format!(
+            "keyed latency: {LATENCY_RATE} tasks/s over {LATENCY_KEYS} keys for {LATENCY_SECS} \
+             s, {THREADS} idle worker threads"
+        ));
+        let backend = self.backend("keyed-latency")?;
+        let samples = paced_latencies(&backend, keyed_stamp::QUEUE, |i| {
+            keyed_stamp::enqueue(&backend, i % LATENCY_KEYS, unix_nanos()).map(drop)
+        })?;
+        let left = backend.queue_stats(keyed_stamp::QUEUE)?;
+        if left.total_pending != 0 || left.keyed != 0 {
+            return Err(format!("`{}` did not drain: {left:?}", keyed_stamp::QUEUE).into());
+        }
+        self.end_phase(&backend)?;
+        let ms = |nanos: u64| nanos as f64 / 1e6;
+        let p50 = ms(percentile(&samples, 0.50));
+        let p99 = ms(percentile(&samples, 0.99));
+        self.report(
+            "keyed_latency_p50_ms_1000_per_s",
+            p50,
+            "ms",
+            Some(p50 / 1.0),
+        );
+        self.report(
+            "keyed_latency_p99_ms_1000_per_s",
+            p99,
+            "ms",
+            Some(p99 / 5.0),
+        );
         Ok(())
     }
 
@@ -702,13 +933,7 @@ impl Bench {
 
     /// The targets of the issue, met or not, and what the ratios mean.
     fn summary(&self, skipped_backlog: bool) {
-        let out = |line: String| {
-            if self.json {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-        };
+        let out = |line: String| self.out(line);
         out(String::new());
         out(format!(
             "Summary ({} tasks per throughput figure; this process was both producer and worker):",
@@ -745,6 +970,19 @@ impl Bench {
             )),
             _ => out(format!("  n/a      {what:<50} skipped (--skip-backlog)")),
         }
+        let what = "keyed (10,000 keys, 2 processes) >= 0.5 of 4t";
+        let keyed = self.figure("e2e_keyed_10k_4t_2p").map(|f| f.value);
+        let unordered = self.figure("e2e_at_least_once_4t").map(|f| f.value);
+        match keyed.zip(unordered) {
+            Some((keyed, unordered)) => {
+                let ratio = keyed / unordered;
+                let verdict = if ratio >= 0.5 { "met    " } else { "NOT MET" };
+                out(format!(
+                    "  {verdict}  {what:<50} {ratio:.2} of e2e_at_least_once_4t"
+                ));
+            }
+            None => out(format!("  n/a      {what:<50} not measured")),
+        }
         out(format!(
             "  {met} of {} throughput, latency and memory targets met.",
             TARGETS.len()
@@ -752,8 +990,9 @@ impl Bench {
         for line in [
             "Ratios: enqueue_sequential_1t/4t to ceiling_rpush_sequential (one connection),",
             "enqueue_many to ceiling_rpush_pipelined, e2e_* to ceiling_lpop_pipelined: higher",
-            "is better. latency_p50/p99_ms and redis_bytes_per_queued_task to their target",
-            "(value / target: below 1 meets it). backlog_1m_drain_s: the LPOP ceiling's time for",
+            "is better. latency_p50/p99_ms, keyed_latency_p50/p99_ms_1000_per_s and",
+            "redis_bytes_per_queued_task to their target (value / target: below 1 meets it).",
+            "backlog_1m_drain_s: the LPOP ceiling's time for",
             "1,000,000 over the time taken. `-`: neither a ceiling nor a target.",
         ] {
             out(line.to_owned());
@@ -848,6 +1087,183 @@ fn prefill_noop(backend: &RedisQueueBackend, n: u64) -> redisq::Result<()> {
         noop::enqueue_many(backend, chunk)?;
     }
     Ok(())
+}
+
+/// Samples of a latency figure, sorted: starts a worker of 4 threads on `queue`, lets
+/// them block on the empty queue, then calls `send(i)` for `i` in `0..5,000` at 1,000 a
+/// second on a fixed schedule (sleeping until each is due) and waits for every task to
+/// record how long after its enqueue call it started.
+fn paced_latencies(
+    backend: &RedisQueueBackend,
+    queue: &str,
+    mut send: impl FnMut(u64) -> redisq::Result<()>,
+) -> BoxResult<Vec<u64>> {
+    let n = LATENCY_RATE * LATENCY_SECS;
+    backend.ping()?;
+    lock_latencies().clear();
+    let worker = Worker::builder(backend.clone())
+        .queues([queue])
+        .threads(queue, THREADS)
+        .start()?;
+    // Let every thread find the queue empty and block.
+    thread::sleep(Duration::from_millis(500));
+    let interval = Duration::from_secs(1) / u32::try_from(LATENCY_RATE)?;
+    let started = Instant::now();
+    let sent: redisq::Result<()> = (0..n).try_for_each(|i| {
+        // On a fixed schedule: a late send does not push the later ones back.
+        let due = started + interval * u32::try_from(i).unwrap_or(u32::MAX);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        send(i)
+    });
+    let drained = sent
+        .map_err(Into::into)
+        .and_then(|()| drain(&worker, n, Instant::now()));
+    worker.shutdown();
+    drained?;
+    let mut samples = std::mem::take(&mut *lock_latencies());
+    if samples.len() as u64 != n {
+        return Err(format!("{} latency samples of {n}", samples.len()).into());
+    }
+    samples.sort_unstable();
+    Ok(samples)
+}
+
+/// The second worker process of `e2e_keyed_10k_4t_2p` (`--keyed-worker <namespace>`):
+/// connects, says `ready` on stdout, starts a worker of 2 threads on the keyed queue when
+/// a line `go` comes on stdin, and when stdin closes stops it and prints its counts
+/// (`processed failed dead`). A closed stdin before `go` ends it at once.
+fn keyed_worker_process(url: &str, namespace: &str) -> BoxResult<()> {
+    let backend = RedisQueueBackend::new(url)?.with_namespace(namespace);
+    backend.ping()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ready")?;
+    stdout.flush()?;
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    stdin.read_line(&mut line)?;
+    if line.trim() != "go" {
+        return Ok(());
+    }
+    let queue = noop_keyed::QUEUE;
+    let worker = Worker::builder(backend)
+        .queues([queue])
+        .threads(queue, THREADS / KEYED_PROCESSES)
+        .start()?;
+    let closed = stdin.read_to_end(&mut Vec::new());
+    let counts = worker.counts();
+    worker.shutdown();
+    closed?;
+    writeln!(
+        stdout,
+        "{} {} {}",
+        counts.processed, counts.failed, counts.dead
+    )?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// What the other process of `e2e_keyed_10k_4t_2p` ran.
+#[derive(Debug, Clone, Copy)]
+struct ChildCounts {
+    processed: u64,
+    failed: u64,
+    dead: u64,
+}
+
+/// The other worker process of `e2e_keyed_10k_4t_2p`: this binary with `--keyed-worker`,
+/// driven through its stdin and stdout. Killed (it alone, by its id) when dropped before
+/// it exited.
+struct KeyedChild {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl KeyedChild {
+    /// Starts it on `namespace` and waits until it has reached Redis.
+    fn spawn(url: &str, namespace: &str) -> BoxResult<KeyedChild> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--keyed-worker")
+            .arg(namespace)
+            .arg("--url")
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(BufReader::new);
+        let Some(stdout) = stdout else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the other worker process has no stdout".into());
+        };
+        let mut this = KeyedChild {
+            child,
+            stdin,
+            stdout,
+        };
+        let line = this.line()?;
+        if line != "ready" {
+            return Err(format!("the other worker process said `{line}`, not `ready`").into());
+        }
+        Ok(this)
+    }
+
+    /// Its next line on stdout; an error when it closed its stdout (it exited).
+    fn line(&mut self) -> BoxResult<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Err("the other worker process exited".into());
+        }
+        Ok(line.trim().to_owned())
+    }
+
+    /// Starts its worker.
+    fn go(&mut self) -> BoxResult<()> {
+        let stdin = self.stdin.as_mut().ok_or("no stdin to the other process")?;
+        writeln!(stdin, "go")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    fn exited(&mut self) -> BoxResult<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Closes its stdin, which stops its worker; returns what it ran once it exited.
+    fn finish(mut self) -> BoxResult<ChildCounts> {
+        drop(self.stdin.take());
+        let line = self.line()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            return Err(format!("the other worker process ended with {status}").into());
+        }
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|err| format!("the other worker process said `{line}`: {err}"))?;
+        match numbers[..] {
+            [processed, failed, dead] => Ok(ChildCounts {
+                processed,
+                failed,
+                dead,
+            }),
+            _ => Err(format!("the other worker process said `{line}`").into()),
+        }
+    }
+}
+
+impl Drop for KeyedChild {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Waits, polling every millisecond, until `worker` has processed `n` tasks; returns the
