@@ -235,6 +235,21 @@ pub(crate) fn has_leading_key(payload: &[u8]) -> bool {
     })
 }
 
+/// The ordering key of a payload that carries one where the scripts read it (see
+/// [`has_leading_key`]).
+pub(crate) fn leading_key(payload: &[u8]) -> Option<String> {
+    if !has_leading_key(payload) {
+        return None;
+    }
+    let id = leading_id(payload)?;
+    let at = br#"{"id":""#.len() + id.len() + br#"","key":"#.len();
+    let rest = payload.get(at..)?;
+    serde_json::Deserializer::from_slice(rest)
+        .into_iter::<String>()
+        .next()?
+        .ok()
+}
+
 /// The id a payload starts with, by the rule the Lua scripts follow (`payload_id` in
 /// `common.lua`): `{"id":"` then characters other than `"` and `\`, then `"`.
 pub(crate) fn leading_id(payload: &[u8]) -> Option<&str> {
@@ -348,6 +363,8 @@ mod tests {
         let retried = with_attempt(text, "abc", 1, "boom", 9).expect("object");
         assert!(retried.starts_with(br#"{"id":"abc","key":"dev\"7","name":"#));
         assert!(has_leading_key(&buf) && has_leading_key(&retried));
+        assert_eq!(leading_key(&retried).as_deref(), Some("dev\"7"));
+        assert_eq!(leading_key(br#"{"id":"a","name":"x"}"#), None);
         assert!(!has_leading_key(br#"{"id":"abc","name":"x","key":"k"}"#));
         assert!(!has_leading_key(br#"{"name":"x","key":"k"}"#));
     }

@@ -514,3 +514,59 @@ fn delayed_and_requeued_keyed_tasks_join_their_key() {
         with_log(&run, |l| l.started.clone())
     );
 }
+
+#[test]
+fn the_tasks_behind_a_retry_of_their_key_wait_queued_in_order() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let backend = ns
+        .backend
+        .clone()
+        .with_retry_backoff(Duration::from_millis(1_500), Duration::from_millis(1_500));
+    let workers = workers(&backend, "order-keys-retry", 1, 1);
+    // Quick tasks of another key first, so that the worker's prefetch grows past one.
+    let warm: Vec<_> = (0..40)
+        .map(|n| flaky_point::enqueue(&backend, run.clone(), "w".into(), n).unwrap())
+        .collect();
+    for id in &warm {
+        wait_until(WAIT, "the quick tasks", || {
+            backend.task(id).unwrap().map(|t| t.status) == Some(TaskStatus::Done)
+        });
+    }
+    let run_a = |n: u32| (run.clone(), "a".to_owned(), n);
+    let ids = flaky_point::enqueue_many(&backend, (0..5).map(run_a)).unwrap();
+    wait_until(WAIT, "a0's first attempt to fail", || {
+        backend.task(&ids[0]).unwrap().map(|t| t.status) == Some(TaskStatus::Failed)
+    });
+    // One claim took them all; the ones behind the retry were not started: queued.
+    for id in &ids[1..] {
+        let info = backend.task(id).unwrap().unwrap();
+        assert_eq!(info.status, TaskStatus::Queued, "{info:?}");
+    }
+    assert_eq!(
+        backend.queue_stats("order-keys-retry").unwrap().held_keys,
+        1
+    );
+    let of_a = || {
+        with_log(&run, |log| {
+            log.started.iter().filter(|(k, _, _)| k == "a").count()
+        })
+    };
+    assert_eq!(of_a(), 1, "nothing of a ran behind its retry");
+    for id in &ids {
+        wait_until(WAIT, "every task done", || {
+            backend.task(id).unwrap().map(|t| t.status) == Some(TaskStatus::Done)
+        });
+    }
+    for worker in workers {
+        worker.shutdown();
+    }
+    let log: Vec<(u32, u32)> = with_log(&run, |log| {
+        log.started
+            .iter()
+            .filter(|(k, _, _)| k == "a")
+            .map(|(_, n, a)| (*n, *a))
+            .collect()
+    });
+    assert_eq!(log, [(0, 1), (0, 2), (1, 1), (2, 1), (3, 1), (4, 1)]);
+}

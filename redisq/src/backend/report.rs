@@ -91,6 +91,10 @@ pub(crate) struct Report {
     /// A retry on an ordered queue is among the outcomes: the settle puts it back at the
     /// head with every task taken after it, and holds the queue (nothing after it may run).
     pub(crate) holds: bool,
+    /// Keys with a retry among the outcomes: the consumer starts none of their later
+    /// tasks it took (they stay at the head of their key's list, behind the retry, and
+    /// count as done here without an outcome).
+    pub(crate) stopped: std::collections::BTreeSet<String>,
 }
 
 impl Report {
@@ -98,6 +102,7 @@ impl Report {
     pub(crate) fn is_empty(&self) -> bool {
         self.done == 0
             && !self.holds
+            && self.stopped.is_empty()
             && self.outcomes.is_empty()
             && self.forget.is_empty()
             && self.tally.is_empty()

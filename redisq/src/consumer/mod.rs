@@ -34,7 +34,7 @@ use crate::backend::{
 };
 use crate::error::Result;
 use crate::registry::Registry;
-use crate::wire::Task;
+use crate::wire::{self, Task};
 
 /// Work done per claim that the adaptive prefetch aims at.
 const PREFETCH_TARGET: Duration = Duration::from_millis(5);
@@ -185,7 +185,9 @@ impl Consumer {
         let take = Take {
             track: q.records,
             ordered: q.ordered,
-            per_key: q.batch,
+            // A batch's items of one key fail as a unit; a plain task's retry stops the
+            // later tasks of its key this consumer took (`Report::stopped`).
+            per_key: if q.batch > 0 { q.batch } else { CLAIM_MAX },
         };
         let sent = Instant::now();
         let settled = state.redis.settle(&q.name, report, mode, max, take);
@@ -296,7 +298,15 @@ impl Consumer {
                     taken: state.taken.len(),
                 });
             }
-            let used = self.process(&state.taken[done..], &mut recorder);
+            let stopped = &recorder.report.stopped;
+            let used = if !stopped.is_empty()
+                && wire::leading_key(&state.taken[done]).is_some_and(|k| stopped.contains(&k))
+            {
+                // Behind a retry of its key: not started (it stays at its key's head).
+                1
+            } else {
+                self.process(&state.taken[done..], &mut recorder)
+            };
             recorder.report.done += used.max(1);
             self.shared.lock().running = None;
             if recorder.report.holds {

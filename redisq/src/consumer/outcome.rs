@@ -134,7 +134,9 @@ impl Recorder<'_> {
             attempt.id,
             def.retries + 1
         );
-        if self.ordered && !attempt.keyed {
+        if attempt.keyed {
+            self.report.stopped.extend(wire::leading_key(&payload));
+        } else if self.ordered {
             self.report.holds = true;
         }
         self.report.outcomes.push(Outcome::Retry {

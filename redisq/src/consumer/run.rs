@@ -114,6 +114,12 @@ impl Consumer {
             let Some(task) = task.filter(|t| t.name == def.name && !t.batch) else {
                 break;
             };
+            let stopped = &recorder.report.stopped;
+            if !stopped.is_empty()
+                && wire::leading_key(payload).is_some_and(|k| stopped.contains(&k))
+            {
+                break;
+            }
             used += 1;
             match batch_item(def, &task) {
                 Ok(item) => {

@@ -47,21 +47,13 @@ local function key_push(q, key, payloads, from, to)
   return 0
 end
 
--- The n tasks at the head of key's list (the ones a consumer held) are finished; held
--- (a table, when some are retried: the payloads to put back first, in order, and when
--- they are due) holds the key until then. Unless kept (the consumer still holds more of
--- it), a key with tasks left goes to the back of the line (q.next_up, which the caller
--- pushes onto `ready`). Returns the change in keys with tasks (0 or -1).
-local function key_done(q, key, n, held, kept)
+-- The n tasks at the head of key's list (the ones a consumer held) are finished; unless
+-- kept (the consumer still holds more of the key), a key with tasks left goes to the back
+-- of the line (q.next_up, which the caller pushes onto `ready`). Returns the change in
+-- keys with tasks (0 or -1).
+local function key_done(q, key, n, kept)
   local list = q.key_prefix .. key
   redis.call('LPOP', list, n)
-  if held then
-    for i = #held.payloads, 1, -1 do
-      redis.call('LPUSH', list, held.payloads[i])
-    end
-    redis.call('ZADD', q.held, held.due, key)
-    return 0
-  end
   if redis.call('EXISTS', list) == 0 then
     return -1
   end
@@ -69,6 +61,20 @@ local function key_done(q, key, n, held, kept)
     q.next_up[#q.next_up + 1] = key
   end
   return 0
+end
+
+-- Of the n tasks at the head of key's list that a consumer held, the first done finished,
+-- the held.payloads after them failed and run again (rewritten in place), and the rest it
+-- did not start (they stay): the key is held until held.due.
+local function key_hold(q, key, done, held)
+  local list = q.key_prefix .. key
+  if done > 0 then
+    redis.call('LPOP', list, done)
+  end
+  for i = 1, #held.payloads do
+    redis.call('LSET', list, i - 1, held.payloads[i])
+  end
+  redis.call('ZADD', q.held, held.due, key)
 end
 
 -- Releases up to max keys whose retry is due, first in line. Returns how many.

@@ -141,7 +141,9 @@ end
 
 -- Drops the first done tasks of the claimed list (acknowledged) and their segments,
 -- forgets their delivery counts (when suspects), and removes those that came from a key
--- list from the head of it (key_done; the retried ones, q.retried, go back there first).
+-- list from the head of it (key_done), but for a key with a retry (q.retried): its
+-- retried tasks are rewritten at its head, with the ones the consumer did not start after
+-- them (key_hold).
 -- Returns whether the list is still segmented.
 local function acknowledge(q, done, suspects, segmented)
   if done <= 0 then
@@ -170,15 +172,39 @@ local function acknowledge(q, done, suspects, segmented)
   end
   if keyed then
     local kept = redis.call('LLEN', q.claimed) > done and claimed_keys(q, done, -1) or {}
+    -- Per key, in claimed order: how many were acknowledged, and, for a key with a retry,
+    -- how many finished before it (the ones after the retry did not start: they stay).
+    local acked, before, unstarted = {}, {}, {}
+    for _, item in ipairs(redis.call('LRANGE', q.claimed, 0, done - 1)) do
+      local key = payload_key(item)
+      if key then
+        acked[key] = (acked[key] or 0) + 1
+        local id = payload_id(item)
+        if q.retried[key] and not before[key] and q.retried_ids[id] then
+          before[key] = acked[key] - 1
+        elseif before[key] and not q.retried_ids[id] and id then
+          unstarted[#unstarted + 1] = id
+        end
+      end
+    end
     local tasks, keys = 0, 0
     q.next_up = {}
-    for key, n in pairs(claimed_keys(q, 0, done - 1)) do
-      local held = q.retried[key]
-      keys = keys + key_done(q, key, n, held, kept[key])
-      tasks = tasks - n + (held and #held.payloads or 0)
+    for key, n in pairs(acked) do
+      if q.retried[key] then
+        key_hold(q, key, before[key] or 0, q.retried[key])
+        tasks = tasks - (before[key] or 0)
+      else
+        keys = keys + key_done(q, key, n, kept[key])
+        tasks = tasks - n
+      end
     end
     push_range(q.ready, q.next_up, 1, #q.next_up)
     keyed_count(q, tasks, keys)
+    for _, id in ipairs(unstarted) do
+      if redis.call('HEXISTS', q.state, id) == 1 then
+        redis.call('HSET', q.state, id, STATE_KEYED)
+      end
+    end
   end
   redis.call('LTRIM', q.claimed, done, -1)
   return segmented and redis.call('LLEN', q.segments) > 0

@@ -51,6 +51,7 @@ local function apply_outcomes(q, n, at, keys, now, consumer, ttl_done, ttl_dead,
         end
         held.payloads[#held.payloads + 1] = member
         held.due = math.max(held.due, due)
+        q.retried_ids[id] = true
       elseif ordered then
         q.heads[#q.heads + 1] = member
         q.hold_ms = tonumber(ARGV[a + 6])

@@ -61,7 +61,7 @@ end
 local suspects = (claim or mode == 'release') and redis.call('HLEN', q.deliveries) > 0
 
 -- Outcomes first: a retried task's key is held before its acknowledgement lets keys go.
-q.heads, q.retried = {}, {}
+q.heads, q.retried, q.retried_ids = {}, {}, {}
 local any_dead = apply_outcomes(q, tonumber(ARGV[at]), at + 1, QUEUE_KEYS, now, consumer,
   ARGV[12], ARGV[13], ordered and mode ~= 'record')
 if type(any_dead) == 'table' then
