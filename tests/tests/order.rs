@@ -110,6 +110,20 @@ fn numbered(run: String, device: u64, n: u32) -> u32 {
     n
 }
 
+#[fifo(
+    queue = "order-ledger-skip",
+    ordered = true,
+    retries = 5,
+    on_failure = "dead_letter"
+)]
+fn skippable_entry(run: String, n: u32) -> Result<(), String> {
+    work(&run, "ledger", n);
+    if n == 2 {
+        return Err("never works".to_owned());
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Point {
     run: String,
@@ -130,6 +144,24 @@ fn points(points: Vec<Point>) {
     };
     let items = points.iter().map(|p| (p.device.clone(), p.n)).collect();
     BATCHES.lock().unwrap().entry(run).or_default().push(items);
+}
+
+/// Per run: the entries of each call of `ledger_batch`, and whether it failed.
+static LEDGER: Mutex<BTreeMap<String, Vec<(Vec<u32>, bool)>>> = Mutex::new(BTreeMap::new());
+
+#[fifo(queue = "order-ledger-batch", ordered = true, batch = 4, retries = 3)]
+fn ledger_batch(entries: Vec<(String, u32)>) -> Result<(), String> {
+    let Some(run) = entries.first().map(|(run, _)| run.clone()) else {
+        return Ok(());
+    };
+    let mut calls = LEDGER.lock().unwrap();
+    let calls = calls.entry(run).or_default();
+    let fail = calls.is_empty();
+    calls.push((entries.iter().map(|(_, n)| *n).collect(), fail));
+    if fail {
+        return Err("the first batch fails".to_owned());
+    }
+    Ok(())
 }
 
 /// Per run: each call's items, and whether that call failed.
@@ -569,4 +601,56 @@ fn the_tasks_behind_a_retry_of_their_key_wait_queued_in_order() {
             .collect()
     });
     assert_eq!(log, [(0, 1), (0, 2), (1, 1), (2, 1), (3, 1), (4, 1)]);
+}
+
+#[test]
+fn an_ordered_queue_with_on_failure_dead_letter_sets_a_failed_task_aside_and_goes_on() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    for n in 0..6 {
+        skippable_entry::enqueue(&ns.backend, run.clone(), n).unwrap();
+    }
+    let workers = workers(&ns.backend, "order-ledger-skip", 1, 2);
+    wait_until(WAIT, "every entry ran", || started(&run) >= 6);
+    wait_until(WAIT, "the failed one is dead", || {
+        ns.dead("order-ledger-skip").len() == 1
+    });
+    for worker in workers {
+        worker.shutdown();
+    }
+    assert_eq!(first_starts(&run)["ledger"], (0..6).collect::<Vec<_>>());
+    assert_eq!(started(&run), 6, "no retry");
+}
+
+#[test]
+fn an_ordered_queue_s_failed_batch_is_retried_before_anything_behind_it() {
+    let ns = TestNs::new();
+    let run = ns.name.clone();
+    let backend = backend(&ns);
+    ledger_batch::enqueue_many(&backend, (0..12).map(|n| (run.clone(), n))).unwrap();
+    let workers = workers(&backend, "order-ledger-batch", 1, 2);
+    let stored = || {
+        LEDGER.lock().unwrap().get(&run).map_or(0, |calls| {
+            calls
+                .iter()
+                .filter(|(_, failed)| !failed)
+                .map(|(e, _)| e.len())
+                .sum::<usize>()
+        })
+    };
+    wait_until(WAIT, "every entry stored", || stored() >= 12);
+    for worker in workers {
+        worker.shutdown();
+    }
+    let calls = LEDGER.lock().unwrap().get(&run).cloned().unwrap();
+    let (first, failed) = &calls[0];
+    assert!(*failed, "{calls:?}");
+    // The retried batch comes first again, then the rest, in order.
+    assert_eq!(&calls[1].0, first, "{calls:?}");
+    let done: Vec<u32> = calls
+        .iter()
+        .filter(|(_, failed)| !failed)
+        .flat_map(|(e, _)| e.clone())
+        .collect();
+    assert_eq!(done, (0..12).collect::<Vec<_>>(), "{calls:?}");
 }
