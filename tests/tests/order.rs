@@ -147,7 +147,9 @@ fn points(points: Vec<Point>) {
 }
 
 /// Per run: the entries of each call of `ledger_batch`, and whether it failed.
-static LEDGER: Mutex<BTreeMap<String, Vec<(Vec<u32>, bool)>>> = Mutex::new(BTreeMap::new());
+type Calls = Vec<(Vec<u32>, bool)>;
+
+static LEDGER: Mutex<BTreeMap<String, Calls>> = Mutex::new(BTreeMap::new());
 
 #[fifo(queue = "order-ledger-batch", ordered = true, batch = 4, retries = 3)]
 fn ledger_batch(entries: Vec<(String, u32)>) -> Result<(), String> {
