@@ -139,6 +139,47 @@ local function claimed_keys(q, first, last)
   return keys
 end
 
+-- The keyed tasks among the acked (the first done of the claimed list) leave the head of
+-- their key's list (key_done), but for a key with a retry (q.retried): its retried tasks
+-- are rewritten at its head, with the ones the consumer did not start after them, their
+-- state back to keyed (key_hold).
+local function finish_keyed(q, acked, done)
+  local kept = redis.call('LLEN', q.claimed) > done and claimed_keys(q, done, -1) or {}
+  -- Per key, in claimed order: how many were acknowledged, and, for a key with a retry,
+  -- how many finished before it (the ones after the retry did not start: they stay).
+  local count, before, unstarted = {}, {}, {}
+  for _, item in ipairs(acked) do
+    local key = payload_key(item)
+    if key then
+      count[key] = (count[key] or 0) + 1
+      local id = payload_id(item)
+      if q.retried[key] and not before[key] and q.retried_ids[id] then
+        before[key] = count[key] - 1
+      elseif before[key] and not q.retried_ids[id] and id then
+        unstarted[#unstarted + 1] = id
+      end
+    end
+  end
+  local tasks, keys = 0, 0
+  q.next_up = {}
+  for key, n in pairs(count) do
+    if q.retried[key] then
+      key_hold(q, key, before[key] or 0, q.retried[key])
+      tasks = tasks - (before[key] or 0)
+    else
+      keys = keys + key_done(q, key, n, kept[key])
+      tasks = tasks - n
+    end
+  end
+  push_range(q.ready, q.next_up, 1, #q.next_up)
+  keyed_count(q, tasks, keys)
+  for _, id in ipairs(unstarted) do
+    if redis.call('HEXISTS', q.state, id) == 1 then
+      redis.call('HSET', q.state, id, STATE_KEYED)
+    end
+  end
+end
+
 -- Drops the first done tasks of the claimed list (acknowledged) and their segments,
 -- forgets their delivery counts (when suspects), and removes those that came from a key
 -- list from the head of it (key_done), but for a key with a retry (q.retried): its
@@ -149,13 +190,7 @@ local function acknowledge(q, done, suspects, segmented)
   if done <= 0 then
     return segmented
   end
-  if suspects then
-    local acked = redis.call('LRANGE', q.claimed, 0, done - 1)
-    for i = 1, #acked do
-      redis.call('HDEL', q.deliveries, delivery_key(acked[i]))
-    end
-  end
-  local left, at, keyed = done, 0, false
+  local left, keyed = done, false
   while segmented and left > 0 do
     local segment = redis.call('LPOP', q.segments)
     if not segment then
@@ -163,48 +198,20 @@ local function acknowledge(q, done, suspects, segmented)
       break
     end
     local l, count = segment_parse(segment)
-    local n = math.min(count, left)
     keyed = keyed or l == KEYED
     if count > left then
       redis.call('LPUSH', q.segments, segment_value(l, count - left))
     end
-    left, at = left - n, at + n
+    left = left - math.min(count, left)
+  end
+  local acked = (suspects or keyed) and redis.call('LRANGE', q.claimed, 0, done - 1) or {}
+  if suspects then
+    for i = 1, #acked do
+      redis.call('HDEL', q.deliveries, delivery_key(acked[i]))
+    end
   end
   if keyed then
-    local kept = redis.call('LLEN', q.claimed) > done and claimed_keys(q, done, -1) or {}
-    -- Per key, in claimed order: how many were acknowledged, and, for a key with a retry,
-    -- how many finished before it (the ones after the retry did not start: they stay).
-    local acked, before, unstarted = {}, {}, {}
-    for _, item in ipairs(redis.call('LRANGE', q.claimed, 0, done - 1)) do
-      local key = payload_key(item)
-      if key then
-        acked[key] = (acked[key] or 0) + 1
-        local id = payload_id(item)
-        if q.retried[key] and not before[key] and q.retried_ids[id] then
-          before[key] = acked[key] - 1
-        elseif before[key] and not q.retried_ids[id] and id then
-          unstarted[#unstarted + 1] = id
-        end
-      end
-    end
-    local tasks, keys = 0, 0
-    q.next_up = {}
-    for key, n in pairs(acked) do
-      if q.retried[key] then
-        key_hold(q, key, before[key] or 0, q.retried[key])
-        tasks = tasks - (before[key] or 0)
-      else
-        keys = keys + key_done(q, key, n, kept[key])
-        tasks = tasks - n
-      end
-    end
-    push_range(q.ready, q.next_up, 1, #q.next_up)
-    keyed_count(q, tasks, keys)
-    for _, id in ipairs(unstarted) do
-      if redis.call('HEXISTS', q.state, id) == 1 then
-        redis.call('HSET', q.state, id, STATE_KEYED)
-      end
-    end
+    finish_keyed(q, acked, done)
   end
   redis.call('LTRIM', q.claimed, done, -1)
   return segmented and redis.call('LLEN', q.segments) > 0
