@@ -24,27 +24,6 @@ fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
-/// The `gps_server` example, built by cargo (examples have no `CARGO_BIN_EXE_`).
-fn server_binary() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "redisq-examples",
-            "--example",
-            "gps_server",
-        ])
-        .current_dir(&manifest)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build --example gps_server");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| manifest.join("../target"), PathBuf::from);
-    target.join("debug/examples/gps_server")
-}
-
 /// A `gps_server` process serving only as a worker (its HTTP side on a free port, unused),
 /// killed when dropped.
 struct WorkerProcess(Child);
@@ -102,7 +81,9 @@ async fn a_track_s_points_are_stored_in_time_order_across_workers_and_a_crash() 
             .expect("join")
             .expect("PostgreSQL is running (scripts/ensure-postgres.sh starts it)")
     };
-    let binary = spawn_blocking(server_binary).await.expect("join");
+    let binary = spawn_blocking(|| support::example_binary("gps_server"))
+        .await
+        .expect("join");
     let mut config = Config::default();
     config.database_url = database_url();
     config.db_schema = schema.clone();

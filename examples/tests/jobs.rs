@@ -308,27 +308,6 @@ async fn redis_unreachable_is_503_with_retry_after() {
     server.stop().await;
 }
 
-/// The `jobs_worker` example, built by cargo (examples have no `CARGO_BIN_EXE_`).
-fn worker_binary() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "redisq-examples",
-            "--example",
-            "jobs_worker",
-        ])
-        .current_dir(&manifest)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build --example jobs_worker");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| manifest.join("../target"), PathBuf::from);
-    target.join("debug/examples/jobs_worker")
-}
-
 /// A `jobs_worker` process, killed when dropped.
 struct WorkerProcess(Child);
 
@@ -357,7 +336,9 @@ impl Drop for WorkerProcess {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_survive_a_worker_killed_mid_job() {
-    let binary = spawn_blocking(worker_binary).await.expect("join");
+    let binary = spawn_blocking(|| support::example_binary("jobs_worker"))
+        .await
+        .expect("join");
     let env = Env::new();
     let server = start(env.config(0)).await;
     let mut ids = Vec::new();

@@ -5,60 +5,15 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use redisq::Worker;
-use redisq_test_support::{raw, redis_url, wait_until};
+use redisq_test_support::{raw, wait_until};
 use redisq_tests::crash::{keyed, order_key, ordered, release_key};
-use support::TestNs;
+use support::{TestNs, WorkerProcess};
 
 const WAIT: Duration = Duration::from_secs(60);
 const LEASE: Duration = Duration::from_millis(400);
-
-/// A worker process (`crash_worker`) with one thread, killed when dropped.
-struct Process(Child);
-
-impl Process {
-    fn spawn(ns: &str, queues: &str) -> Process {
-        Process::with_lease(ns, queues, LEASE)
-    }
-
-    fn with_lease(ns: &str, queues: &str, lease: Duration) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_crash_worker"))
-            .env("REDIS_URL", redis_url())
-            .env("REDISQ_NS", ns)
-            .env("REDISQ_QUEUES", queues)
-            .env("THREADS", "1")
-            .env("LEASE_MS", lease.as_millis().to_string())
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("crash_worker starts");
-        Process(child)
-    }
-
-    fn pid(&self) -> String {
-        self.0.id().to_string()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal}");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The order list: `start|done:<key>:<tag>:<pid>` events in the order they happened.
 fn events(ns: &str) -> Vec<(String, String, String, String)> {
@@ -116,7 +71,7 @@ fn a_killed_worker_s_key_is_released_with_its_task_first_again() {
         task("a", &format!("a{n}"), false);
         task("b", &format!("b{n}"), false);
     }
-    let worker = Process::spawn(&ns.name, "procs-keyed");
+    let worker = WorkerProcess::spawn(&ns.name, "procs-keyed", LEASE);
     wait_until(WAIT, "the worker to run a1", || {
         started(&ns.name, "a", "a1")
     });
@@ -164,7 +119,7 @@ fn a_stopped_owner_of_an_ordered_queue_is_taken_over_in_order_and_takes_nothing_
     for n in 1..30 {
         ordered::enqueue(&backend, ns.name.clone(), format!("o{n}"), false).unwrap();
     }
-    let stopped = Process::spawn(&ns.name, "procs-ordered");
+    let stopped = WorkerProcess::spawn(&ns.name, "procs-ordered", LEASE);
     wait_until(WAIT, "the owner to run o0", || {
         started(&ns.name, "ordered", "o0")
     });
@@ -218,7 +173,7 @@ fn a_worker_woken_past_its_lease_starts_none_of_the_tasks_it_had_taken() {
     let task = |key: &str, hold: bool| {
         keyed::enqueue(&backend, ns.name.clone(), key.into(), key.into(), hold).unwrap()
     };
-    let stopped = Process::with_lease(&ns.name, "procs-keyed", LEASE);
+    let stopped = WorkerProcess::spawn(&ns.name, "procs-keyed", LEASE);
     // Quick tasks first, so that its prefetch grows past one.
     for n in 0..50 {
         task(&format!("w{n}"), false);

@@ -6,56 +6,15 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redisq::{Priority, TaskStatus, Worker};
 use redisq_test_support::{raw, redis_url, wait_until};
 use redisq_tests::crash::{abort, done_key, hold_batch, mark, order_key, record, release_key};
-use support::TestNs;
+use support::{TestNs, WorkerProcess};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A worker process (`crash_worker`), killed when dropped.
-struct Process(Child);
-
-impl Process {
-    fn spawn(ns: &str, queues: &str, lease_ms: u64) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_crash_worker"))
-            .env("REDIS_URL", redis_url())
-            .env("REDISQ_NS", ns)
-            .env("REDISQ_QUEUES", queues)
-            .env("THREADS", "1")
-            .env("LEASE_MS", lease_ms.to_string())
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("crash_worker starts");
-        Process(child)
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.0.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal}");
-    }
-
-    /// Whether it has exited (reaping it).
-    fn exited(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(Some(_)))
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn order(ns: &str) -> Vec<String> {
     redis::cmd("LRANGE")
@@ -92,7 +51,7 @@ fn a_task_that_kills_its_worker_is_quarantined_after_three_deliveries() {
     // Each worker dies running the poison task; the next recovers it once its lease ran
     // out, claims it alone, and dies again, until it is set aside.
     let deadline = Instant::now() + WAIT;
-    let mut worker = Process::spawn(&ns.name, "procs", 300);
+    let mut worker = WorkerProcess::spawn(&ns.name, "procs", Duration::from_millis(300));
     let mut spawned = 1;
     while backend.dead_count("procs").unwrap() == 0 {
         assert!(
@@ -100,7 +59,7 @@ fn a_task_that_kills_its_worker_is_quarantined_after_three_deliveries() {
             "never quarantined after {spawned} workers"
         );
         if worker.exited() {
-            worker = Process::spawn(&ns.name, "procs", 300);
+            worker = WorkerProcess::spawn(&ns.name, "procs", Duration::from_millis(300));
             spawned += 1;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -147,7 +106,7 @@ fn a_killed_worker_s_tasks_go_back_to_their_own_lanes_in_order() {
     tagged(Priority::High, &["h3"]);
     tagged(Priority::Normal, &["n3"]);
 
-    let mut worker = Process::spawn(&ns.name, "procs-batch", 300);
+    let mut worker = WorkerProcess::spawn(&ns.name, "procs-batch", Duration::from_millis(300));
     wait_until(WAIT, "the worker to take a batch", || {
         !order(&ns.name).is_empty()
     });
@@ -195,7 +154,7 @@ fn a_worker_stopped_past_its_lease_records_nothing_of_the_tasks_that_went_back()
     let ns = TestNs::new();
     let backend = ns.backend.clone().with_lease(Duration::from_millis(500));
     record::enqueue_many(&backend, (0..TASKS).map(|n| (ns.name.clone(), n))).unwrap();
-    let stopped = Process::spawn(&ns.name, "crash", 500);
+    let stopped = WorkerProcess::spawn(&ns.name, "crash", Duration::from_millis(500));
     let done = || -> u64 {
         redis::cmd("SCARD")
             .arg(done_key(&ns.name))

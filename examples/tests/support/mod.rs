@@ -1,11 +1,14 @@
 //! What the examples' end-to-end tests share beyond `redisq_test_support` (the Redis they
 //! use, namespaces removed on drop, a private Redis): a server running in the test's own
-//! process until it is stopped, and awaiting with a time limit.
+//! process until it is stopped, awaiting with a time limit, and the path of an example
+//! binary built for the tests that run it as a process.
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::process::Command;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -64,4 +67,18 @@ impl<E: std::fmt::Debug + Send + 'static> Server<E> {
         let served = within(STOP_DEADLINE, &mut self.task).await;
         served.expect("join").expect("the server returns Ok");
     }
+}
+
+/// The example `name`, built by cargo (examples have no `CARGO_BIN_EXE_`).
+pub(crate) fn example_binary(name: &str) -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "redisq-examples", "--example", name])
+        .current_dir(&manifest)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --example {name}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| manifest.join("../target"), PathBuf::from);
+    target.join("debug/examples").join(name)
 }
