@@ -132,6 +132,19 @@ mod tests {
     }
 
     #[test]
+    fn an_ordered_queue_gets_one_thread_a_worker() {
+        const LEDGER: TaskDef = TaskDef::new("m::ledger", "ledger", &[], call)
+            .workers(4)
+            .ordered();
+        let threads = HashMap::from([("ledger".to_owned(), 3)]);
+        for threads in [HashMap::new(), threads] {
+            let plan = plan(&[&LEDGER], &request(None, &[], &threads)).expect("plan");
+            assert_eq!(plan.queues, BTreeMap::from([("ledger".to_owned(), 1)]));
+            assert!(plan.groups[0].queues[0].ordered);
+        }
+    }
+
+    #[test]
     fn every_registered_queue_with_its_largest_thread_count() {
         let threads = HashMap::new();
         let plan =
