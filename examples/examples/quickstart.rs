@@ -73,13 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Leave nothing behind in Redis.
-    let mut con = redis::Client::open(url.as_str())?.get_connection()?;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{namespace}:*"))
-        .query(&mut con)?;
-    if !keys.is_empty() {
-        redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
-    }
+    backend.purge_namespace()?;
     if counts.processed != 4 || counts.failed != 1 {
         return Err("unexpected counts".into());
     }

@@ -194,8 +194,9 @@ pub(crate) fn submit_many<A: Serialize>(
     let mut buf = Vec::with_capacity(ids.capacity().saturating_mul(128));
     let mut ends = Vec::with_capacity(ids.capacity());
     let enqueued_at = now_millis();
+    let slot = backend.queue_slot(queue);
     for args in calls {
-        let id = TaskId::generate();
+        let id = TaskId::for_slot(slot);
         let start = buf.len();
         let key = call_key(def, options, &args)?;
         wire::encode_new(

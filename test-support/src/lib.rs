@@ -17,12 +17,12 @@
 //! redisq's API.
 
 mod namespace;
+mod raw;
 mod server;
 mod wait;
 
-use std::time::Duration;
-
 pub use namespace::Namespace;
+pub use raw::Raw;
 pub use server::{RedisServer, RedisServerBuilder};
 pub use wait::{wait_until, Deadline};
 
@@ -33,29 +33,27 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// A plain connection to the shared Redis server ([`redis_url`]), for checks and for
-/// writing keys the way a producer without redisq would.
+/// A plain connection to the shared Redis ([`redis_url`]; a cluster for a
+/// `redis+cluster://` URL), for checks and for writing keys the way a producer without
+/// redisq would.
 ///
 /// # Panics
 /// When the server does not answer.
 #[must_use]
-pub fn raw() -> redis::Connection {
+pub fn raw() -> Raw {
     connect(&redis_url())
 }
 
-/// A plain connection to the Redis server at `url`.
+/// A plain connection to the Redis server or cluster at `url`.
 ///
 /// # Panics
 /// When `url` is not a Redis URL or the server does not accept a connection within
 /// 10 seconds.
 #[must_use]
-pub fn connect(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .unwrap_or_else(|e| panic!("invalid redis url `{url}`: {e}"))
-        .get_connection_with_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|e| {
-            panic!("no redis at {url} ({e}); scripts/ensure-redis.sh starts the shared one")
-        })
+pub fn connect(url: &str) -> Raw {
+    Raw::open(url).unwrap_or_else(|e| {
+        panic!("no redis at {url} ({e}); scripts/ensure-redis.sh starts the shared one")
+    })
 }
 
 /// Sends the code under test's `log` records to the test's captured output (filtered by

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use redisq::RedisQueueBackend;
 
-use crate::{connect, redis_url};
+use crate::{connect, redis_url, Raw};
 
 /// How many keys one `SCAN` step asks for, and the most keys one `DEL` removes.
 const CHUNK: usize = 1000;
@@ -83,7 +83,7 @@ impl Namespace {
     /// # Panics
     /// When the server does not answer.
     #[must_use]
-    pub fn connection(&self) -> redis::Connection {
+    pub fn connection(&self) -> Raw {
         connect(&self.url)
     }
 
@@ -156,10 +156,16 @@ impl Namespace {
     /// # Errors
     /// When the server does not answer.
     pub fn delete_keys(&self) -> redis::RedisResult<usize> {
-        let mut con = redis::Client::open(self.url.as_str())?
-            .get_connection_with_timeout(Duration::from_secs(10))?;
+        let mut con = Raw::open(&self.url)?;
         let mut deleted = 0;
         scan(&mut con, &self.pattern(), |con, batch| {
+            if matches!(con, Raw::Cluster(..)) {
+                // One key a command: on a cluster the keys of a batch are in many slots.
+                for key in &batch {
+                    deleted += redis::cmd("DEL").arg(key).query::<usize>(con)?;
+                }
+                return Ok(());
+            }
             for chunk in batch.chunks(CHUNK) {
                 deleted += redis::cmd("DEL").arg(chunk).query::<usize>(con)?;
             }
@@ -199,14 +205,38 @@ impl Drop for Namespace {
     }
 }
 
-/// Runs `SCAN` over the keys matching `pattern`, handing each batch to `each` with the
-/// connection (deleting the keys of a batch does not make the scan miss any other key).
+/// Runs `SCAN` over the keys matching `pattern` (on every master of a cluster), handing
+/// each batch to `each` with the connection (deleting the keys of a batch does not make
+/// the scan miss any other key).
 fn scan(
-    con: &mut redis::Connection,
+    con: &mut Raw,
     pattern: &str,
-    mut each: impl FnMut(&mut redis::Connection, Vec<String>) -> redis::RedisResult<()>,
+    mut each: impl FnMut(&mut Raw, Vec<String>) -> redis::RedisResult<()>,
 ) -> redis::RedisResult<()> {
+    let masters = con.servers()?;
+    if masters.is_empty() {
+        return scan_one(con, pattern).and_then(|batches| {
+            for batch in batches {
+                each(con, batch)?;
+            }
+            Ok(())
+        });
+    }
+    for mut master in masters {
+        for batch in scan_one(&mut master, pattern)? {
+            each(con, batch)?;
+        }
+    }
+    Ok(())
+}
+
+/// The batches of one server's `SCAN` over `pattern`.
+fn scan_one(
+    con: &mut dyn redis::ConnectionLike,
+    pattern: &str,
+) -> redis::RedisResult<Vec<Vec<String>>> {
     let mut cursor: u64 = 0;
+    let mut batches = Vec::new();
     loop {
         let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -215,9 +245,9 @@ fn scan(
             .arg("COUNT")
             .arg(CHUNK)
             .query(con)?;
-        each(con, batch)?;
+        batches.push(batch);
         if next == 0 {
-            return Ok(());
+            return Ok(batches);
         }
         cursor = next;
     }

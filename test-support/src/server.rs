@@ -230,7 +230,9 @@ impl RedisServer {
     /// When it does not answer (it was killed, say).
     #[must_use]
     pub fn connection(&self) -> redis::Connection {
-        crate::connect(&self.url())
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("no redis at {} ({e})", self.url()))
     }
 
     /// Kills the process with SIGKILL, as a crash would, and reaps it; nothing is saved

@@ -129,7 +129,7 @@ fn servers_started_together_get_ports_of_their_own() {
 }
 
 /// Writes `count` keys under the namespace, and one beside it.
-fn fill(con: &mut redis::Connection, ns: &Namespace, count: usize) -> String {
+fn fill(con: &mut dyn redis::ConnectionLike, ns: &Namespace, count: usize) -> String {
     let mut pipe = redis::pipe();
     for n in 0..count {
         pipe.cmd("SET")

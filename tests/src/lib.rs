@@ -12,30 +12,32 @@ pub mod crash {
     use redisq::fifo;
 
     thread_local! {
-        static CON: RefCell<Option<redis::Connection>> = const { RefCell::new(None) };
+        static CON: RefCell<Option<redisq_test_support::Raw>> = const { RefCell::new(None) };
     }
 
-    /// The set of task numbers that ran, for namespace `ns`.
+    /// The set of task numbers that ran, for namespace `ns` (in one cluster slot with
+    /// [`runs_key`], as one transaction writes both).
     pub fn done_key(ns: &str) -> String {
-        format!("{ns}:effects:done")
+        format!("{ns}:{{effects}}:done")
     }
 
     /// The count of runs (duplicates included), for namespace `ns`.
     pub fn runs_key(ns: &str) -> String {
-        format!("{ns}:effects:runs")
+        format!("{ns}:{{effects}}:runs")
     }
 
     /// Runs `f` on this thread's connection to the shared Redis server (made on first use,
     /// dropped after an error).
     fn with_con<T>(
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut redisq_test_support::Raw) -> redis::RedisResult<T>,
     ) -> Result<T, String> {
         CON.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
-                let client = redis::Client::open(redisq_test_support::redis_url())
-                    .map_err(|e| e.to_string())?;
-                *slot = Some(client.get_connection().map_err(|e| e.to_string())?);
+                *slot = Some(
+                    redisq_test_support::Raw::open(&redisq_test_support::redis_url())
+                        .map_err(|e| e.to_string())?,
+                );
             }
             let Some(con) = slot.as_mut() else {
                 return Err("no connection".to_owned());

@@ -82,9 +82,10 @@ fn status(ns: &TestNs, id: &TaskId) -> Option<TaskStatus> {
     ns.backend.task(id).unwrap().map(|info| info.status)
 }
 
+/// The TTL of a task's record, in its queue's slot (`<ns>:{status}:task:<id>`).
 fn ttl(ns: &TestNs, id: &TaskId) -> i64 {
     redis::cmd("TTL")
-        .arg(format!("{}:task:{id}", ns.name))
+        .arg(ns.key("status", &format!("task:{id}")))
         .query(&mut raw())
         .unwrap()
 }

@@ -7,17 +7,14 @@
 //! claims more, in one atomic round trip. When every queue is empty the consumer blocks
 //! on their signal lists ([`ClaimConnection::wait`]).
 
-use std::time::Duration;
-
 use std::collections::HashMap;
 
-use redis::Connection;
-
+use super::link::Blocking;
 use super::report::Report;
 use super::settle::{settle_call, split_outcomes};
 use super::RedisQueueBackend;
 use crate::error::{Error, Result};
-use crate::schema::{self, LANES};
+use crate::schema;
 use crate::task::Priority;
 
 /// A raw task payload as stored in a list.
@@ -60,9 +57,9 @@ pub(crate) enum Settled {
 /// The connection is opened on first use and dropped by [`disconnect`](Self::disconnect)
 /// after an error; its reads may block for the backend's block timeout.
 pub(crate) struct ClaimConnection {
-    backend: RedisQueueBackend,
+    pub(super) backend: RedisQueueBackend,
     consumer: String,
-    con: Option<Connection>,
+    con: Option<Blocking>,
     /// The consumer's fencing token per queue (absent: it holds no lease there).
     tokens: HashMap<String, u64>,
     /// The number of the consumer's last call (every settle call has its own).
@@ -94,7 +91,7 @@ impl ClaimConnection {
         self.con = None;
     }
 
-    fn con(&mut self) -> Result<&mut Connection> {
+    pub(super) fn con(&mut self) -> Result<&mut Blocking> {
         if self.con.is_none() {
             let read = self.backend.config().block_timeout;
             self.con = Some(self.backend.blocking_connection(read)?);
@@ -242,45 +239,6 @@ impl ClaimConnection {
         self.tokens.remove(queue);
         self.expected.remove(queue);
         Reply::Stale
-    }
-
-    /// Waits up to `timeout` for a wake-up token on any of the queues' signal lists; true
-    /// when one came (tasks may be waiting: claim them with [`settle`](Self::settle)).
-    pub(crate) fn wait(&mut self, queues: &[&str], timeout: Duration) -> Result<bool> {
-        let mut cmd = redis::cmd("BLPOP");
-        for queue in queues {
-            cmd.arg(self.backend.keys(queue).signal());
-        }
-        let woke: Option<(String, String)> = cmd.arg(timeout.as_secs_f64()).query(self.con()?)?;
-        Ok(woke.is_some())
-    }
-
-    /// Waits up to `timeout` for one task in any lane of any of the queues, in their
-    /// order, and pops it without a lease (at most once). Returns the queue's index and
-    /// the payload.
-    pub(crate) fn pop_blocking(
-        &mut self,
-        queues: &[&str],
-        timeout: Duration,
-    ) -> Result<Option<(usize, Payload)>> {
-        let mut cmd = redis::cmd("BLPOP");
-        let mut lanes = Vec::new();
-        for (index, queue) in queues.iter().enumerate() {
-            let keys = self.backend.keys(queue);
-            for lane in LANES {
-                let key = keys.lane(lane);
-                cmd.arg(&key);
-                lanes.push((key, index));
-            }
-        }
-        let popped: Option<(String, Payload)> =
-            cmd.arg(timeout.as_secs_f64()).query(self.con()?)?;
-        Ok(popped.and_then(|(key, payload)| {
-            lanes
-                .iter()
-                .find(|(lane, _)| *lane == key)
-                .map(|(_, index)| (*index, payload))
-        }))
     }
 
     /// The consumer's claimed list on `queue`, oldest first: the truth after an error.

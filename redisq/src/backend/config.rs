@@ -102,6 +102,7 @@ impl RedisQueueBackend {
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.config_mut().namespace = namespace.into();
         self.registered = Arc::default();
+        self.known = Arc::default();
         self
     }
 
@@ -135,7 +136,10 @@ impl RedisQueueBackend {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         let timeout = at_least("timeout", timeout, Duration::from_millis(1));
         self.config_mut().timeout = timeout;
-        self.pool = Arc::new(self.pool.with_timeout(timeout));
+        match self.link.with_timeout(timeout) {
+            Ok(link) => self.link = link,
+            Err(err) => log::warn!("timeout {timeout:?} not applied: {err}"),
+        }
         self
     }
 

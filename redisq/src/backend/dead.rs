@@ -169,7 +169,7 @@ impl RedisQueueBackend {
     fn requeue_raw(&self, queue: &str, record: &[u8], payload: &[u8], id: &str) -> Result<bool> {
         let mut invocation = self.queue_script(&REQUEUE, queue, "-");
         invocation
-            .key(self.namespace_keys().record(id))
+            .key(self.keys(queue).record(id))
             .arg(record)
             .arg(payload);
         let mut con = self.connection()?;

@@ -25,6 +25,7 @@ use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::tls::Tls;
 use crate::error::{is_auth_error, is_connection_error};
 
 /// Idle connections, bounded by `max_idle`.
@@ -40,10 +41,10 @@ pub(crate) struct Pool {
 }
 
 /// A pooled connection and the socket timeouts it has (read and write, set together).
-struct Conn {
-    con: redis::Connection,
+pub(super) struct Conn {
+    pub(super) con: redis::Connection,
     /// The socket's read and write timeouts, as last set (`None`: not set yet).
-    armed: Option<Duration>,
+    pub(super) armed: Option<Duration>,
 }
 
 impl Pool {
@@ -53,6 +54,7 @@ impl Pool {
     /// When redis-rs refuses the connection settings.
     pub(crate) fn new(
         info: redis::ConnectionInfo,
+        tls: Option<&Tls>,
         timeout: Duration,
         max_idle: usize,
     ) -> redis::RedisResult<Pool> {
@@ -62,7 +64,11 @@ impl Pool {
             .clone()
             .set_db(0)
             .set_skip_set_lib_name();
-        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        let info = info.set_redis_settings(settings);
+        let client = match tls {
+            Some(tls) => redis::Client::build_with_tls(info, tls.certificates())?,
+            None => redis::Client::open(info)?,
+        };
         Ok(Pool {
             client,
             db,
@@ -70,6 +76,23 @@ impl Pool {
             max_idle,
             idle: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Where the pool connects, for messages (no credentials).
+    pub(super) fn addr(&self) -> String {
+        self.client.get_connection_info().addr().to_string()
+    }
+
+    /// An idle connection, or one opened by `deadline`.
+    pub(super) fn take(&self, deadline: Instant) -> redis::RedisResult<Conn> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(con) => Ok(con),
+            None => Ok(Conn {
+                con: self.open(deadline)?,
+                armed: None,
+            }),
+        }
     }
 
     /// The same server and database, with another timeout, and no idle connection yet.
@@ -87,14 +110,7 @@ impl Pool {
     /// timeout from now, the connect included.
     pub(crate) fn get(&self) -> redis::RedisResult<Pooled<'_>> {
         let deadline = Instant::now() + self.timeout;
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let con = match idle {
-            Some(con) => con,
-            None => Conn {
-                con: self.open(deadline)?,
-                armed: None,
-            },
-        };
+        let con = self.take(deadline)?;
         Ok(Pooled {
             pool: self,
             con: Some(con),
@@ -130,7 +146,7 @@ impl Pool {
     }
 
     /// The error of a call that ran out of time: says where and after how long.
-    fn timed_out(&self) -> redis::RedisError {
+    pub(super) fn timed_out(&self) -> redis::RedisError {
         redis::RedisError::from(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
@@ -150,7 +166,7 @@ impl Pool {
         }
     }
 
-    fn put_back(&self, con: Conn) {
+    pub(super) fn put_back(&self, con: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < self.max_idle {
                 idle.push(con);
@@ -246,7 +262,7 @@ pub(crate) struct Bounded<'a> {
 }
 
 impl<'a> Bounded<'a> {
-    fn new(
+    pub(super) fn new(
         con: &'a mut redis::Connection,
         armed: &'a mut Option<Duration>,
         pool: &'a Pool,

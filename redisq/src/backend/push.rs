@@ -30,19 +30,20 @@ impl RedisQueueBackend {
     /// trip for up to a thousand tasks with records, one for any number without.
     ///
     /// Without records it sends a plain pipeline — `HINCRBY` of the lane's count, `RPUSH`,
-    /// `RPUSH` of one wake-up token (claims trim them), and `SADD` of the queue on this
-    /// backend's first push there — because entering a Lua script costs about as much
-    /// again as the `RPUSH` itself. With records, `enqueue.lua` numbers the tasks in
-    /// their lane and writes each record with its number.
+    /// `RPUSH` of one wake-up token (claims trim them) — because entering a Lua script
+    /// costs about as much again as the `RPUSH` itself. With records, `enqueue.lua`
+    /// numbers the tasks in their lane and writes each record with its number. Every key
+    /// of one push is in the queue's slot; the queue joins the set of known queues (in
+    /// another slot) by a command of its own, on this backend's first push there.
     pub(crate) fn push(&self, batch: &Batch<'_>, priority: Priority) -> Result<()> {
         if batch.tasks.is_empty() {
             return Ok(());
         }
+        self.register_first_push(batch.queue)?;
         if !batch.keys.is_empty() {
             return self.push_keyed(batch);
         }
         let keys = self.keys(batch.queue);
-        let ns = self.namespace_keys();
         let lane = keys.lane(priority);
         let mut con = self.connection()?;
         if batch.records {
@@ -52,10 +53,9 @@ impl RedisQueueBackend {
                 invocation
                     .key(&lane)
                     .key(keys.signal())
-                    .key(keys.counters())
-                    .key(ns.queues());
+                    .key(keys.counters());
                 for (id, _) in chunk {
-                    invocation.key(ns.record(id));
+                    invocation.key(keys.record(id));
                 }
                 invocation
                     .arg(lane_index(priority))
@@ -88,9 +88,6 @@ impl RedisQueueBackend {
             pipe.add_command(rpush).ignore();
         }
         pipe.cmd("RPUSH").arg(keys.signal()).arg(1).ignore();
-        if self.first_push(batch.queue) {
-            pipe.cmd("SADD").arg(ns.queues()).arg(batch.queue).ignore();
-        }
         con.run(|c| pipe.query::<()>(c))?;
         Ok(())
     }
@@ -98,15 +95,14 @@ impl RedisQueueBackend {
     /// Pushes `batch`, whose tasks have ordering keys, onto their keys' lists
     /// (`enqueue_keyed.lua`, a thousand tasks a call), in order, with their records.
     fn push_keyed(&self, batch: &Batch<'_>) -> Result<()> {
-        let ns = self.namespace_keys();
+        let keys = self.keys(batch.queue);
         let mut con = self.connection()?;
         let created_at = now_millis();
-        for (chunk, keys) in batch.tasks.chunks(CHUNK).zip(batch.keys.chunks(CHUNK)) {
+        for (chunk, task_keys) in batch.tasks.chunks(CHUNK).zip(batch.keys.chunks(CHUNK)) {
             let mut invocation = self.queue_script(&ENQUEUE_KEYED, batch.queue, "-");
-            invocation.key(ns.queues());
             if batch.records {
                 for (id, _) in chunk {
-                    invocation.key(ns.record(id));
+                    invocation.key(keys.record(id));
                 }
             }
             invocation
@@ -114,7 +110,7 @@ impl RedisQueueBackend {
                 .arg(batch.name)
                 .arg(created_at)
                 .arg(if batch.records { "1" } else { "0" });
-            for ((_, payload), key) in chunk.iter().zip(keys) {
+            for ((_, payload), key) in chunk.iter().zip(task_keys) {
                 invocation.arg(key).arg(*payload);
             }
             let _pushed: i64 = con.run(|c| invocation.invoke(c))?;
@@ -126,14 +122,14 @@ impl RedisQueueBackend {
     /// server's clock, with `scheduled` status records when it keeps them: one round trip
     /// per thousand tasks.
     pub(crate) fn schedule(&self, batch: &Batch<'_>, delay: Duration) -> Result<()> {
-        let ns = self.namespace_keys();
+        self.register_first_push(batch.queue)?;
+        let keys = self.keys(batch.queue);
         let mut con = self.connection()?;
         for chunk in batch.tasks.chunks(CHUNK) {
             let mut invocation = self.queue_script(&SCHEDULE, batch.queue, "-");
-            invocation.key(ns.queues());
             if batch.records {
                 for (id, _) in chunk {
-                    invocation.key(ns.record(id));
+                    invocation.key(keys.record(id));
                 }
             }
             invocation
@@ -160,12 +156,21 @@ impl RedisQueueBackend {
         Ok(())
     }
 
-    /// Whether this backend has not pushed to `queue` yet (then the push registers it in
-    /// the set of known queues).
-    fn first_push(&self, queue: &str) -> bool {
-        match self.registered.lock() {
-            Ok(mut registered) => registered.insert(queue.to_owned()),
-            Err(_) => true,
+    /// Adds `queue` to the set of known queues, unless this backend did already: one
+    /// `SADD` on its first push there, before the tasks are pushed, so that a task is
+    /// never in a queue the set does not name.
+    fn register_first_push(&self, queue: &str) -> Result<()> {
+        let known = self
+            .registered
+            .lock()
+            .is_ok_and(|registered| registered.contains(queue));
+        if known {
+            return Ok(());
         }
+        self.register_queues(&[queue.to_owned()])?;
+        if let Ok(mut registered) = self.registered.lock() {
+            registered.insert(queue.to_owned());
+        }
+        Ok(())
     }
 }

@@ -20,10 +20,10 @@ impl RedisQueueBackend {
     /// # Errors
     /// When Redis cannot be reached.
     pub fn task(&self, id: &TaskId) -> Result<Option<TaskInfo>> {
-        let key = self.namespace_keys().record(id.as_str());
+        let Some((_, fields)) = self.find_record(id)? else {
+            return Ok(None);
+        };
         let mut con = self.connection()?;
-        let fields: HashMap<String, String> =
-            con.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
         let Some(status) = fields
             .get(field::STATUS)
             .and_then(|s| schema::parse_status(s))
@@ -91,6 +91,44 @@ impl RedisQueueBackend {
             }
         }
         Ok(Some(info))
+    }
+
+    /// The queue of task `id` and its record's fields, found by the slot its id names: in
+    /// the known queues of that slot (read again once when none has it, for a queue that
+    /// is new to this backend).
+    fn find_record(&self, id: &TaskId) -> Result<Option<(String, HashMap<String, String>)>> {
+        let Some(slot) = id.slot() else {
+            return Ok(None);
+        };
+        for fresh in [false, true] {
+            let queues = self.known_queues(fresh)?;
+            for queue in queues.iter().filter(|q| self.queue_slot(q) == slot) {
+                let key = self.keys(queue).record(id.as_str());
+                let mut con = self.connection()?;
+                let fields: HashMap<String, String> =
+                    con.run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+                if !fields.is_empty() {
+                    return Ok(Some((queue.clone(), fields)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The known queues, as last read (`fresh`: read now).
+    fn known_queues(&self, fresh: bool) -> Result<Vec<String>> {
+        if !fresh {
+            if let Ok(known) = self.known.lock() {
+                if !known.is_empty() {
+                    return Ok(known.clone());
+                }
+            }
+        }
+        let queues = self.queues()?;
+        if let Ok(mut known) = self.known.lock() {
+            known.clone_from(&queues);
+        }
+        Ok(queues)
     }
 
     /// How many tasks will be taken before the task with place `seq` in `priority`'s lane,
@@ -171,10 +209,13 @@ impl RedisQueueBackend {
     /// # Errors
     /// When Redis cannot be reached.
     pub fn wait(&self, id: &TaskId, timeout: Duration) -> Result<Option<TaskInfo>> {
-        let ns = self.namespace_keys();
-        let key = ns.record(id.as_str());
-        let done = ns.record_done(id.as_str());
         let deadline = Instant::now() + timeout;
+        let Some((queue, _)) = self.find_record(id)? else {
+            return Ok(None);
+        };
+        let keys = self.keys(&queue);
+        let key = keys.record(id.as_str());
+        let done = keys.record_done(id.as_str());
         // Mark the record as waited on first: a worker finishing it from now on rings.
         let mut con = self.connection()?;
         let marked: bool = con.run(|c| WAIT.call().key(&key).invoke(c))?;

@@ -11,22 +11,20 @@ pub(crate) const PRUNE_AFTER_LEASES: u64 = 10;
 impl RedisQueueBackend {
     /// Writes this worker's heartbeat into the registry, and adds its queues to the known
     /// queues (so that a worker that started while Redis was down registers them once it
-    /// answers), in one round trip.
+    /// answers): two commands, as the two keys may be on two cluster nodes.
     pub(crate) fn beat(&self, info: &WorkerInfo) -> Result<()> {
         let ns = self.namespace_keys();
         let json = serde_json::to_string(info).map_err(Error::Serialize)?;
-        let mut pipe = redis::pipe();
-        pipe.cmd("HSET")
-            .arg(ns.workers())
-            .arg(&info.id)
-            .arg(json)
-            .ignore();
-        if !info.queues.is_empty() {
-            pipe.cmd("SADD").arg(ns.queues()).arg(&info.queues).ignore();
-        }
         let mut con = self.connection()?;
-        con.run(|c| pipe.query::<()>(c))?;
-        Ok(())
+        con.run(|c| {
+            redis::cmd("HSET")
+                .arg(ns.workers())
+                .arg(&info.id)
+                .arg(json)
+                .query::<()>(c)
+        })?;
+        drop(con);
+        self.register_queues(&info.queues)
     }
 
     /// Removes a worker from the registry.

@@ -104,15 +104,14 @@ impl<'a> SettleCall<'a> {
     /// The script call: the layout documented at the top of `settle.lua`.
     pub(super) fn invocation(&self) -> Call {
         let config = self.backend.config();
-        let ns = self.backend.namespace_keys();
         let mut invocation = SETTLE.call();
         for key in self.keys.script_keys(self.consumer) {
             invocation.key(key);
         }
         for outcome in self.outcomes {
             invocation
-                .key(ns.record(outcome.id()))
-                .key(ns.record_done(outcome.id()));
+                .key(self.keys.record(outcome.id()))
+                .key(self.keys.record_done(outcome.id()));
         }
         let nothing = Tally::default();
         let tally = self.tally.unwrap_or(&nothing);

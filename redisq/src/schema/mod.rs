@@ -31,13 +31,17 @@
 //! | `<ns>:{<queue>}:held` | sorted set | keys whose head task waits to be retried → due time (Unix ms) |
 //! | `<ns>:{<queue>}:owner` | hash | an ordered queue's owner: `consumer`, `since` (Unix ms) |
 //! | `<ns>:{<queue>}:hold` | string | an ordered queue's retry hold: set while its head task waits to be retried (expires then) |
+//! | `<ns>:{<queue>}:task:<id>` | hash | a task's status record ([`field`]; expires once finished) |
+//! | `<ns>:{<queue>}:task:<id>:done` | list | a wake-up for callers of `wait` (expires after 60 s) |
+//!
+//! A task's record is in its queue's slot, so that every script touches one slot. The id
+//! says which: its last four hex digits are the queue's slot (`TaskId::for_slot`),
+//! and the set of known queues says which queues have that slot.
 //!
 //! Outside any queue's slot:
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<ns>:task:<id>` | hash | a task's status record ([`field`]; expires once finished) |
-//! | `<ns>:task:<id>:done` | list | a wake-up for callers of `wait` (expires after 60 s) |
 //! | `<ns>:queues` | set | the queues ever enqueued to or served |
 //! | `<ns>:workers` | hash | worker id → its heartbeat (JSON) |
 
@@ -90,6 +94,21 @@ pub(super) const SCRIPT_KEYS: [&str; 21] = [
     "segments",
 ];
 
+/// Hash slots of a Redis Cluster.
+pub(crate) const SLOTS: u16 = 16_384;
+
+/// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag — what is between
+/// the first `{` and the first `}` after it, when that is not empty — or of the whole
+/// key, modulo 16,384.
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|b| *b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % SLOTS
+}
+
 /// Bytes an ordering key may have at most.
 pub(crate) const KEY_MAX: usize = 512;
 
@@ -113,6 +132,11 @@ impl QueueKeys {
 
     fn key(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.base)
+    }
+
+    /// The Redis Cluster slot of every key of the queue.
+    pub(crate) fn slot(&self) -> u16 {
+        key_slot(self.base.as_bytes())
     }
 
     /// The list of waiting payloads of one priority lane.
@@ -249,6 +273,16 @@ impl QueueKeys {
     pub(crate) fn dead(&self) -> String {
         self.key("dead")
     }
+
+    /// A task's status record.
+    pub(crate) fn record(&self, id: &str) -> String {
+        self.key(&format!("task:{id}"))
+    }
+
+    /// The wake-up list of a task's waiters.
+    pub(crate) fn record_done(&self, id: &str) -> String {
+        self.key(&format!("task:{id}:done"))
+    }
 }
 
 /// The keys of one namespace that belong to no queue.
@@ -265,16 +299,6 @@ impl NamespaceKeys {
             format!("{namespace}:")
         };
         NamespaceKeys { prefix }
-    }
-
-    /// A task's status record.
-    pub(crate) fn record(&self, id: &str) -> String {
-        format!("{}task:{id}", self.prefix)
-    }
-
-    /// The wake-up list of a task's waiters.
-    pub(crate) fn record_done(&self, id: &str) -> String {
-        format!("{}task:{id}:done", self.prefix)
     }
 
     /// The set of known queues.
@@ -306,16 +330,25 @@ mod tests {
         assert_eq!(keys.dead(), "app:{emails}:dead");
         assert_eq!(keys.state(), "app:{emails}:state");
         assert_eq!(keys.throughput(), "app:{emails}:throughput");
+        assert_eq!(keys.record("42"), "app:{emails}:task:42");
+        assert_eq!(keys.record_done("42"), "app:{emails}:task:42:done");
     }
 
     #[test]
     fn namespace_keys() {
         let keys = NamespaceKeys::new("app");
-        assert_eq!(keys.record("42"), "app:task:42");
-        assert_eq!(keys.record_done("42"), "app:task:42:done");
         assert_eq!(keys.queues(), "app:queues");
         assert_eq!(keys.workers(), "app:workers");
-        assert_eq!(NamespaceKeys::new("").record("1"), "task:1");
+        assert_eq!(NamespaceKeys::new("").queues(), "queues");
+    }
+
+    #[test]
+    fn slots_follow_the_hash_tag() {
+        // The values Redis's own `CLUSTER KEYSLOT` gives.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"app:{foo}:pending"), 12182);
+        assert_eq!(QueueKeys::new("app", "foo").slot(), 12182);
+        assert_eq!(QueueKeys::new("other", "foo").slot(), 12182);
     }
 
     #[test]

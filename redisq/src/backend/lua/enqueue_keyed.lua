@@ -1,6 +1,6 @@
 -- Pushes tasks with ordering keys onto their keys' lists (key_push), writes their status
--- records when given their keys, rings the signal list and registers the queue.
--- KEYS: the queue's keys (queue_keys()), the known queues set, then the record of each
+-- records when given their keys, and rings the signal list.
+-- KEYS: the queue's keys (queue_keys()), then the record of each
 -- task (none without records). ARGV[1] queue, [2] task name, [3] created_at (Unix ms),
 -- [4] "1" for records, then each task's key and payload.
 local q = queue()
@@ -10,7 +10,7 @@ local payloads = {}
 for i = 1, n do
   payloads[i] = ARGV[4 + 2 * i]
   if records then
-    redis.call('HSET', KEYS[QUEUE_KEYS + 1 + i], F.status, S.queued, F.queue, ARGV[1],
+    redis.call('HSET', KEYS[QUEUE_KEYS + i], F.status, S.queued, F.queue, ARGV[1],
       F.name, ARGV[2], F.created_at, ARGV[3], F.key, ARGV[3 + 2 * i])
   end
 end
@@ -25,5 +25,4 @@ for i = 1, n do
 end
 keyed_count(q, n, keys)
 ring(q.signal)
-redis.call('SADD', KEYS[QUEUE_KEYS + 1], ARGV[1])
 return n

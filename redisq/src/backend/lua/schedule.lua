@@ -1,6 +1,6 @@
 -- Adds tasks to a queue's scheduled set, due delay ms from now by the server's clock,
--- with `scheduled` status records when given their keys, and registers the queue.
--- KEYS: the queue's keys (queue_keys()), the known queues set, then the record of each
+-- with `scheduled` status records when given their keys.
+-- KEYS: the queue's keys (queue_keys()), then the record of each
 -- task (none without records). ARGV[1] delay (ms), [2] queue, [3] task name, [4] "1" for
 -- records, [5..] the payloads
 local q = queue()
@@ -17,9 +17,8 @@ for i = 5, #ARGV, CHUNK do
 end
 if records then
   for i = 5, #ARGV do
-    redis.call('HSET', KEYS[QUEUE_KEYS + 2 + i - 5], F.status, S.scheduled, F.queue, ARGV[2],
+    redis.call('HSET', KEYS[QUEUE_KEYS + 1 + i - 5], F.status, S.scheduled, F.queue, ARGV[2],
       F.name, ARGV[3], F.created_at, now, F.lane, LANE_NAMES[NORMAL])
   end
 end
-redis.call('SADD', KEYS[QUEUE_KEYS + 1], ARGV[2])
 return #ARGV - 4

@@ -1,0 +1,147 @@
+//! [`Raw`]: a plain connection to the Redis the tests use, a single server or a cluster.
+
+use std::time::Duration;
+
+use redis::{ConnectionLike, RedisResult, Value};
+
+/// A connection to a Redis server or, for a `redis+cluster://` URL, to a Redis Cluster
+/// (redis-rs's own cluster client, independent of redisq's routing). Commands run on it
+/// as on a `redis::Connection`.
+pub enum Raw {
+    /// One server.
+    Server(redis::Connection),
+    /// A cluster, and the single-server URLs of its seeds.
+    Cluster(Box<redis::cluster::ClusterConnection>, Vec<String>),
+}
+
+impl Raw {
+    /// Connects to `url`.
+    ///
+    /// # Errors
+    /// When the URL is invalid or nothing answers within 10 seconds.
+    pub fn open(url: &str) -> RedisResult<Raw> {
+        let timeout = Duration::from_secs(10);
+        match cluster_seeds(url) {
+            Some(seeds) => {
+                let con = redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()?
+                    .get_connection()?;
+                Ok(Raw::Cluster(Box::new(con), seeds))
+            }
+            None => Ok(Raw::Server(
+                redis::Client::open(url)?.get_connection_with_timeout(timeout)?,
+            )),
+        }
+    }
+
+    /// A connection to each server that holds keys: the server, or every master.
+    ///
+    /// # Errors
+    /// When a server does not answer.
+    pub fn servers(&mut self) -> RedisResult<Vec<redis::Connection>> {
+        match self {
+            Raw::Server(_) => Ok(Vec::new()),
+            Raw::Cluster(con, seeds) => {
+                let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query(con.as_mut())?;
+                let mut masters: Vec<String> = Vec::new();
+                if let Value::Array(ranges) = slots {
+                    for range in ranges {
+                        let Value::Array(items) = range else { continue };
+                        let Some(Value::Array(master)) = items.get(2) else {
+                            continue;
+                        };
+                        if let (Some(Value::BulkString(host)), Some(Value::Int(port))) =
+                            (master.first(), master.get(1))
+                        {
+                            let addr = format!("{}:{port}", String::from_utf8_lossy(host));
+                            if !masters.contains(&addr) {
+                                masters.push(addr);
+                            }
+                        }
+                    }
+                }
+                let scheme_and_auth = seeds
+                    .first()
+                    .and_then(|seed| {
+                        seed.rfind('@')
+                            .or_else(|| seed.find("://").map(|i| i + 2))
+                            .map(|i| seed[..=i].to_owned())
+                    })
+                    .unwrap_or_else(|| "redis://".to_owned());
+                masters
+                    .iter()
+                    .map(|addr| {
+                        redis::Client::open(format!("{scheme_and_auth}{addr}"))?
+                            .get_connection_with_timeout(Duration::from_secs(10))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The seed URLs of a cluster URL, `None` for a single server's.
+pub(crate) fn cluster_seeds(url: &str) -> Option<Vec<String>> {
+    let (rest, scheme) = [
+        ("redis+cluster://", "redis://"),
+        ("rediss+cluster://", "rediss://"),
+    ]
+    .iter()
+    .find_map(|(cluster, single)| url.strip_prefix(cluster).map(|rest| (rest, *single)))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    Some(
+        hosts
+            .split(',')
+            .map(|host| format!("{scheme}{userinfo}{host}{tail}"))
+            .collect(),
+    )
+}
+
+impl ConnectionLike for Raw {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        match self {
+            Raw::Server(con) => con.req_packed_command(cmd),
+            Raw::Cluster(con, _) => con.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Raw::Server(con) => con.req_packed_commands(cmd, offset, count),
+            Raw::Cluster(con, _) => con.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Raw::Server(con) => con.get_db(),
+            Raw::Cluster(con, _) => con.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Raw::Server(con) => con.check_connection(),
+            Raw::Cluster(con, _) => con.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Raw::Server(con) => con.is_open(),
+            Raw::Cluster(con, _) => con.is_open(),
+        }
+    }
+}
