@@ -6,6 +6,8 @@
 #                                        them with `redis-cli --cluster create
 #                                        --cluster-replicas 1`, waits until the cluster is
 #                                        ok, and prints its URL: redis+cluster://127.0.0.1:<p>,...
+#   scripts/redis-cluster.sh restart DIR PORT  starts the node on PORT again (after a
+#                                        kill), with its cluster config: it rejoins.
 #   scripts/redis-cluster.sh stop DIR    stops the processes it started there (by the pid
 #                                        files in DIR), and removes DIR.
 #
@@ -28,33 +30,55 @@ stop() {
   rm -rf "$dir"
 }
 
-start() {
-  mkdir -p "$dir"
-  local ports=()
+# One node, on port $1, in DIR/$1.
+node() {
+  mkdir -p "$dir/$1"
+  redis-server --port "$1" --bind 127.0.0.1 --cluster-enabled yes \
+    --cluster-config-file "$dir/$1/nodes.conf" --cluster-node-timeout 1000 \
+    --cluster-require-full-coverage no --save '' --appendonly no \
+    --dir "$dir/$1" --pidfile "$dir/$1/redis.pid" --logfile "$dir/$1/redis.log" \
+    --daemonize yes >/dev/null
+}
+
+# Six redis-server processes on free ports (10000-14999, bus ports +10000: both below
+# the kernel's ephemeral range, so no outgoing connection holds them); fails when one
+# does not answer.
+launch() {
+  ports=()
   while [ ${#ports[@]} -lt 6 ]; do
-    local p=$((20000 + RANDOM % 10000))
+    local p=$((10000 + RANDOM % 5000))
     if port_free "$p" && port_free $((p + 10000)) && [[ ! " ${ports[*]} " =~ " $p " ]]; then
       ports+=("$p")
     fi
   done
   for p in "${ports[@]}"; do
-    mkdir -p "$dir/$p"
-    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
-      --cluster-config-file "$dir/$p/nodes.conf" --cluster-node-timeout 1000 \
-      --cluster-require-full-coverage no --save '' --appendonly no \
-      --dir "$dir/$p" --pidfile "$dir/$p/redis.pid" --logfile "$dir/$p/redis.log" \
-      --daemonize yes >/dev/null
+    node "$p"
   done
   for p in "${ports[@]}"; do
+    local up=0
     for _ in $(seq 100); do
-      redis-cli -p "$p" ping >/dev/null 2>&1 && break
+      redis-cli -p "$p" ping >/dev/null 2>&1 && { up=1; break; }
       sleep 0.05
     done
+    [ "$up" = 1 ] || return 1
+  done
+}
+
+start() {
+  mkdir -p "$dir"
+  local attempt
+  for attempt in 1 2 3; do
+    launch && break
+    echo "a node did not start (attempt $attempt); trying other ports" >&2
+    stop
+    mkdir -p "$dir"
+    [ "$attempt" = 3 ] && exit 1
   done
   local nodes=()
   for p in "${ports[@]}"; do nodes+=("127.0.0.1:$p"); done
   redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
     cat "$dir/create.log" >&2
+    stop
     exit 1
   }
   for _ in $(seq 200); do
@@ -70,6 +94,7 @@ start() {
 
 case "$command" in
   start) start ;;
+  restart) node "${3:?usage: redis-cluster.sh restart DIR PORT}" ;;
   stop) stop ;;
   *) echo "usage: redis-cluster.sh start|stop DIR" >&2; exit 2 ;;
 esac

@@ -93,6 +93,18 @@ pub enum Error {
     /// A worker thread could not be started.
     #[error("worker thread could not be started: {0}")]
     Spawn(#[source] io::Error),
+
+    /// The tasks were enqueued on the master, but fewer of its replicas than
+    /// `with_replica_acks` asks for confirmed them in time (`WAIT`): they are queued, and
+    /// would be lost only if the master failed before replicating them. Not retryable (a
+    /// retry would enqueue them twice).
+    #[error("enqueued, but only {acked} of the {wanted} replica(s) asked for confirmed it in time (WAIT): a failover now could lose it")]
+    NotReplicated {
+        /// Replicas that confirmed the write.
+        acked: u64,
+        /// Replicas asked for.
+        wanted: u64,
+    },
 }
 
 impl Error {

@@ -16,11 +16,13 @@
 //! It is a development dependency only (`publish = false`): nothing here is part of
 //! redisq's API.
 
+mod cluster;
 mod namespace;
 mod raw;
 mod server;
 mod wait;
 
+pub use cluster::{ClusterNode, RedisCluster};
 pub use namespace::Namespace;
 pub use raw::Raw;
 pub use server::{RedisServer, RedisServerBuilder};

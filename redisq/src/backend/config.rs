@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) dead_ttl: Duration,
     pub(crate) quarantine_after: u64,
     pub(crate) max_payload: usize,
+    /// Replicas that must confirm each enqueue (`WAIT`), and how long they may take.
+    pub(crate) replica_acks: Option<(u64, Duration)>,
 }
 
 /// Connections the producer pool keeps idle at most.
@@ -62,6 +64,7 @@ impl Default for Config {
             dead_ttl: Duration::from_secs(7 * 24 * 3600),
             quarantine_after: 3,
             max_payload: 1 << 20,
+            replica_acks: None,
         }
     }
 }
@@ -140,6 +143,22 @@ impl RedisQueueBackend {
             Ok(link) => self.link = link,
             Err(err) => log::warn!("timeout {timeout:?} not applied: {err}"),
         }
+        self
+    }
+
+    /// Makes every enqueue wait until `replicas` replicas of the master that took it have
+    /// confirmed it (`WAIT replicas timeout` after the push, on the same connection), so
+    /// that a failover (a replica promoted after the master died) cannot lose an
+    /// acknowledged task: with replication asynchronous, without it, the last writes a
+    /// master acknowledged before it died may never have reached the replica that takes
+    /// over. An enqueue that fewer replicas confirm within `timeout` fails with
+    /// [`Error::NotReplicated`](crate::Error::NotReplicated) (the tasks are queued on the
+    /// master all the same). One round trip more per enqueue call, and the replication
+    /// delay. `timeout` is at most half the backend's timeout (`with_timeout`), so that the
+    /// wait ends before the call's own bound. Default: off (`replicas` zero).
+    #[must_use]
+    pub fn with_replica_acks(mut self, replicas: u64, timeout: Duration) -> Self {
+        self.config_mut().replica_acks = (replicas > 0).then_some((replicas, timeout));
         self
     }
 

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use super::link::Handle;
 use super::scripts::{ENQUEUE, ENQUEUE_KEYED, SCHEDULE};
 use super::RedisQueueBackend;
 use crate::clock::{millis, now_millis};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::schema::{lane_index, pushed_counter};
 use crate::task::Priority;
 
@@ -67,7 +68,7 @@ impl RedisQueueBackend {
                 }
                 let _last: i64 = con.run(|c| invocation.invoke(c))?;
             }
-            return Ok(());
+            return self.confirm_replicated(&mut con);
         }
         // The count first: at Redis's memory limit, where a command may be refused after
         // the one before it was not, a refused push then leaves no task the count misses
@@ -89,7 +90,7 @@ impl RedisQueueBackend {
         }
         pipe.cmd("RPUSH").arg(keys.signal()).arg(1).ignore();
         con.run(|c| pipe.query::<()>(c))?;
-        Ok(())
+        self.confirm_replicated(&mut con)
     }
 
     /// Pushes `batch`, whose tasks have ordering keys, onto their keys' lists
@@ -115,7 +116,7 @@ impl RedisQueueBackend {
             }
             let _pushed: i64 = con.run(|c| invocation.invoke(c))?;
         }
-        Ok(())
+        self.confirm_replicated(&mut con)
     }
 
     /// Adds `batch` to its queue's scheduled set, due `delay` from now by the Redis
@@ -141,6 +142,25 @@ impl RedisQueueBackend {
                 invocation.arg(*payload);
             }
             let _added: i64 = con.run(|c| invocation.invoke(c))?;
+        }
+        self.confirm_replicated(&mut con)
+    }
+
+    /// With `with_replica_acks`: `WAIT` on `con`, whose last request was the push (on a
+    /// cluster it goes to the node of that request).
+    fn confirm_replicated(&self, con: &mut Handle<'_>) -> Result<()> {
+        let Some((wanted, timeout)) = self.config.replica_acks else {
+            return Ok(());
+        };
+        let timeout = timeout.min(self.config.timeout / 2);
+        let acked: u64 = con.run(|c| {
+            redis::cmd("WAIT")
+                .arg(wanted)
+                .arg(millis(timeout).max(1))
+                .query(c)
+        })?;
+        if acked < wanted {
+            return Err(Error::NotReplicated { acked, wanted });
         }
         Ok(())
     }

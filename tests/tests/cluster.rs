@@ -1,0 +1,209 @@
+//! Redis Cluster faults, each test on a cluster of its own (`scripts/redis-cluster.sh`:
+//! three masters, three replicas, on free loopback ports): a master SIGKILLed mid-run
+//! (its replica takes over), and the queue's slot migrated to another master mid-run.
+//! Each checks the history: every task whose enqueue was acknowledged ran, and nothing
+//! ran that was never enqueued. The core, reliability, priority and batch suites run on
+//! a cluster too, from `scripts/test.sh`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use redisq::{fifo, Worker};
+use redisq_test_support::{init_logging, wait_until, Namespace, RedisCluster};
+
+/// What ran, by the test's own namespace: task numbers, duplicates included.
+static RAN: Mutex<Option<HashMap<String, Vec<u64>>>> = Mutex::new(None);
+
+fn ran(ns: &str) -> Vec<u64> {
+    RAN.lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|ran| ran.get(ns).cloned())
+        .unwrap_or_default()
+}
+
+#[fifo(queue = "failover")]
+fn on_failover(ns: String, n: u64) {
+    RAN.lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(ns)
+        .or_default()
+        .push(n);
+}
+
+#[fifo(queue = "reshard")]
+fn on_reshard(ns: String, n: u64) {
+    RAN.lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(ns)
+        .or_default()
+        .push(n);
+}
+
+/// What a producer was told of each enqueue.
+#[derive(Default)]
+struct History {
+    acknowledged: BTreeSet<u64>,
+    failed: BTreeSet<u64>,
+}
+
+/// Enqueues task after task with `enqueue` until `stop`, recording each answer.
+fn produce(
+    stop: Arc<AtomicBool>,
+    enqueue: impl Fn(u64) -> redisq::Result<redisq::TaskId> + Send + 'static,
+) -> thread::JoinHandle<History> {
+    thread::spawn(move || {
+        let mut history = History::default();
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            match enqueue(n) {
+                Ok(_) => history.acknowledged.insert(n),
+                Err(_) => history.failed.insert(n),
+            };
+            n += 1;
+            thread::sleep(Duration::from_millis(1));
+        }
+        history
+    })
+}
+
+/// Every acknowledged task ran (within the deadline), and nothing ran that was not
+/// enqueued.
+fn check(ns: &str, history: &History) {
+    wait_until(
+        Duration::from_secs(60),
+        "every acknowledged task ran",
+        || {
+            let ran: BTreeSet<u64> = ran(ns).into_iter().collect();
+            history.acknowledged.is_subset(&ran)
+        },
+    );
+    let ran: BTreeSet<u64> = ran(ns).into_iter().collect();
+    let enqueued: BTreeSet<u64> = history
+        .acknowledged
+        .union(&history.failed)
+        .copied()
+        .collect();
+    assert!(
+        ran.is_subset(&enqueued),
+        "a task ran that was never enqueued"
+    );
+    let lost: Vec<&u64> = history.acknowledged.difference(&ran).collect();
+    assert!(lost.is_empty(), "acknowledged but never ran: {lost:?}");
+}
+
+#[test]
+fn a_master_killed_mid_run_loses_no_acknowledged_task_with_replica_acks() {
+    init_logging();
+    let cluster = RedisCluster::start();
+    let ns = Namespace::on(cluster.url());
+    let backend = ns
+        .backend()
+        .with_lease(Duration::from_secs(1))
+        .with_timeout(Duration::from_secs(4))
+        .with_replica_acks(1, Duration::from_millis(200));
+    let slot = cluster.slot(&ns.key("failover", "pending"));
+    let master = cluster
+        .master_of(slot, None)
+        .expect("a master for the queue");
+    let workers = Worker::builder(backend.clone())
+        .queues(["failover"])
+        .threads("failover", 2)
+        .start()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let name = ns.name().to_owned();
+    let producer = {
+        let backend = backend.clone();
+        produce(stop.clone(), move |n| {
+            on_failover::enqueue(&backend, name.clone(), n)
+        })
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "tasks running before the kill",
+        || ran(ns.name()).len() >= 200,
+    );
+    cluster.kill(master);
+    let promoted = cluster.wait_for_master(slot, Some(master), Duration::from_secs(30).into());
+    assert_ne!(promoted, master);
+    // Until the old master rejoins as its replica, the new one has none: enqueues fail
+    // with NotReplicated (recorded as failed; they are queued all the same).
+    cluster.restart(master);
+    wait_until(
+        Duration::from_secs(30),
+        "the old master rejoined as a replica",
+        || cluster.replicas(promoted) >= 1,
+    );
+    let before = ran(ns.name()).len();
+    wait_until(
+        Duration::from_secs(30),
+        "tasks running after the failover",
+        || ran(ns.name()).len() >= before + 200,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let history = producer.join().unwrap();
+    check(ns.name(), &history);
+    assert!(
+        history.acknowledged.len() >= 300,
+        "{} acknowledged",
+        history.acknowledged.len()
+    );
+    workers.shutdown();
+}
+
+#[test]
+fn a_slot_migrated_mid_run_loses_no_acknowledged_task() {
+    init_logging();
+    let cluster = RedisCluster::start();
+    let ns = Namespace::on(cluster.url());
+    let backend = ns.backend().with_timeout(Duration::from_secs(10));
+    let slot = cluster.slot(&ns.key("reshard", "pending"));
+    let from = cluster
+        .master_of(slot, None)
+        .expect("a master for the queue");
+    let to = cluster
+        .nodes(None)
+        .into_iter()
+        .find(|n| n.master && n.port != from)
+        .expect("another master")
+        .port;
+    let workers = Worker::builder(backend.clone())
+        .queues(["reshard"])
+        .threads("reshard", 2)
+        .start()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let name = ns.name().to_owned();
+    let producer = {
+        let backend = backend.clone();
+        produce(stop.clone(), move |n| {
+            on_reshard::enqueue(&backend, name.clone(), n)
+        })
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "tasks running before the migration",
+        || ran(ns.name()).len() >= 300,
+    );
+    // A few keys a step, with a pause between, so that clients meet the slot half moved.
+    cluster.migrate_slot(slot, from, to, 3, || {
+        thread::sleep(Duration::from_millis(20))
+    });
+    assert_eq!(cluster.master_of(slot, None), Some(to));
+    let before = ran(ns.name()).len();
+    wait_until(
+        Duration::from_secs(30),
+        "tasks running after the migration",
+        || ran(ns.name()).len() >= before + 300,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let history = producer.join().unwrap();
+    check(ns.name(), &history);
+    workers.shutdown();
+}
