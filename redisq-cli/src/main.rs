@@ -252,7 +252,7 @@ fn main() -> ExitCode {
 fn describe_url(given: Option<&str>) -> String {
     let var = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
     if let Some(url) = given.map(str::to_owned).or_else(|| var("REDIS_URL")) {
-        return redact(&url);
+        return redisq::redact_url(&url);
     }
     format!(
         "redis://{}:{}/{}",
@@ -260,30 +260,6 @@ fn describe_url(given: Option<&str>) -> String {
         var("REDIS_PORT").unwrap_or_else(|| "6379".to_owned()),
         var("REDIS_DB").unwrap_or_else(|| "0".to_owned()),
     )
-}
-
-/// `url` with its password replaced by `***`, in the user part and in a `pass`/`password`
-/// query parameter (`redis+unix:///run/redis.sock?pass=…`).
-fn redact(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return "(an unparsable URL)".to_owned();
-    };
-    if parsed.password().is_some() {
-        // Only fails for URLs that cannot have a password, and this one has one.
-        let _ = parsed.set_password(Some("***"));
-    }
-    let secret = |key: &str| key == "pass" || key == "password";
-    if parsed.query_pairs().any(|(key, _)| secret(&key)) {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(key, value)| {
-                let value = if secret(&key) { "***".into() } else { value };
-                (key.into_owned(), value.into_owned())
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.into()
 }
 
 #[cfg(test)]
@@ -299,17 +275,30 @@ mod tests {
     #[test]
     fn passwords_are_hidden() {
         assert_eq!(
-            redact("redis://127.0.0.1:6379/0"),
+            redisq::redact_url("redis://127.0.0.1:6379/0"),
             "redis://127.0.0.1:6379/0"
         );
-        assert_eq!(redact("redis://:secret@h:1/2"), "redis://:***@h:1/2");
-        assert_eq!(redact("rediss://me:p@ss@h"), "rediss://me:***@h");
-        assert_eq!(redact("redis://me@h"), "redis://me@h");
         assert_eq!(
-            redact("redis+unix:///tmp/r.sock?db=1&pass=x"),
+            redisq::redact_url("redis://:secret@h:1/2"),
+            "redis://:***@h:1/2"
+        );
+        assert_eq!(
+            redisq::redact_url("rediss://me:p@ss@h"),
+            "rediss://me:***@h"
+        );
+        assert_eq!(redisq::redact_url("redis://me@h"), "redis://me@h");
+        assert_eq!(
+            redisq::redact_url("redis+unix:///tmp/r.sock?db=1&pass=x"),
             "redis+unix:///tmp/r.sock?db=1&pass=***"
         );
-        assert_eq!(redact("not a url :secret@"), "(an unparsable URL)");
+        assert_eq!(
+            redisq::redact_url("not a url :secret@"),
+            "(an unparsable URL)"
+        );
+        assert_eq!(
+            redisq::redact_url("redis+cluster://u:pw@a:1,b:2"),
+            "redis+cluster://u:***@a:1,b:2"
+        );
     }
 
     #[test]

@@ -96,9 +96,11 @@ impl fmt::Debug for Tls {
     }
 }
 
-/// `url` with its password, if any, replaced by `***`: what redisq prints of a Redis URL,
-/// in messages, errors and `Debug` output. Works for every form redisq takes, cluster URLs
-/// with several hosts included.
+/// `url` with its password replaced by `***`, in the user part and in a `pass` or
+/// `password` query parameter (`redis+unix:///run/redis.sock?pass=…`): what redisq prints
+/// of a Redis URL, in messages, errors and `Debug` output. Works for every form redisq
+/// takes, cluster URLs with several hosts included; what is not a URL at all is not
+/// printed.
 ///
 /// ```
 /// assert_eq!(
@@ -109,22 +111,40 @@ impl fmt::Debug for Tls {
 ///     redisq::redact_url("rediss+cluster://:s3@a:7000,b:7001"),
 ///     "rediss+cluster://:***@a:7000,b:7001"
 /// );
-/// assert_eq!(redisq::redact_url("redis://127.0.0.1"), "redis://127.0.0.1");
+/// assert_eq!(
+///     redisq::redact_url("redis+unix:///tmp/r.sock?db=1&pass=x"),
+///     "redis+unix:///tmp/r.sock?db=1&pass=***"
+/// );
+/// assert_eq!(redisq::redact_url("redis://me@h"), "redis://me@h");
+/// assert_eq!(redisq::redact_url("not a url :secret@"), "(an unparsable URL)");
 /// ```
 #[must_use]
 pub fn redact_url(url: &str) -> String {
     let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
+        return "(an unparsable URL)".to_owned();
     };
     let authority_end = url[start..]
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| start + i);
-    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else {
-        return url.to_owned();
-    };
-    match url[start..at].find(':') {
-        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
-        // A user name alone (`redis://app@host`) is no secret.
+    let mut redacted = match url[start..authority_end].rfind('@').map(|i| start + i) {
+        Some(at) => match url[start..at].find(':') {
+            Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
+            // A user name alone (`redis://app@host`) is no secret.
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
+    };
+    if let Some(query) = redacted.find('?') {
+        let (head, tail) = redacted.split_at(query + 1);
+        let (query, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted = format!("{head}{}{fragment}", pairs.join("&"));
     }
+    redacted
 }
