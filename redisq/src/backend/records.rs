@@ -95,14 +95,15 @@ impl RedisQueueBackend {
 
     /// The queue of task `id` and its record's fields, found by the slot its id names: in
     /// the known queues of that slot (read again once when none has it, for a queue that
-    /// is new to this backend).
+    /// is new to this backend); for an id of another form, in every known queue.
     fn find_record(&self, id: &TaskId) -> Result<Option<(String, HashMap<String, String>)>> {
-        let Some(slot) = id.slot() else {
-            return Ok(None);
-        };
+        let slot = id.slot();
         for fresh in [false, true] {
             let queues = self.known_queues(fresh)?;
-            for queue in queues.iter().filter(|q| self.queue_slot(q) == slot) {
+            let candidates = queues
+                .iter()
+                .filter(|q| slot.is_none_or(|slot| self.queue_slot(q) == slot));
+            for queue in candidates {
                 let key = self.keys(queue).record(id.as_str());
                 let mut con = self.connection()?;
                 let fields: HashMap<String, String> =
