@@ -35,6 +35,7 @@ mod dispatch;
 mod error;
 mod heartbeat;
 mod metrics;
+mod partition;
 mod producer;
 mod registry;
 mod retry;
@@ -52,6 +53,7 @@ pub use backend::{redact_url, Delivery, RedisQueueBackend, Tls};
 pub use context::TaskContext;
 pub use dead::DeadLetter;
 pub use error::{Error, Result};
+pub use partition::Partitions;
 pub use producer::{init, Dispatch};
 pub use status::{
     Durability, Health, KeyLoad, Percentiles, ProcessorStats, QueueOwner, QueueStats,

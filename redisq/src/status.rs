@@ -299,8 +299,8 @@ pub struct Durability {
     pub worker_crash: Survival,
     /// Redis restarting or crashing: as its persistence allows (AOF, RDB, none).
     pub redis_restart: Survival,
-    /// A failover to a replica: replication is asynchronous and redisq does not `WAIT`
-    /// for replicas, so never guaranteed.
+    /// A failover to a replica: replication is asynchronous, so not guaranteed unless each
+    /// enqueue waits for a replica (`with_replica_acks`, `WAIT`).
     pub failover: Survival,
 }
 
@@ -322,7 +322,7 @@ impl std::fmt::Display for Durability {
             self.worker_crash, self.redis_restart, self.failover
         )?;
         if self.failover == Survival::NotGuaranteed {
-            f.write_str(" (replication is asynchronous and redisq does not WAIT)")?;
+            f.write_str(" (replication is asynchronous; with_replica_acks makes each enqueue WAIT for replicas)")?;
         }
         Ok(())
     }

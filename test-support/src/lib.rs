@@ -20,12 +20,14 @@ mod cluster;
 mod namespace;
 mod raw;
 mod server;
+mod tls;
 mod wait;
 
 pub use cluster::{ClusterNode, RedisCluster};
 pub use namespace::Namespace;
 pub use raw::Raw;
 pub use server::{RedisServer, RedisServerBuilder};
+pub use tls::RedisTls;
 pub use wait::{wait_until, Deadline};
 
 /// The URL of the shared Redis server the tests use: `REDIS_URL`, else

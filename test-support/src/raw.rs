@@ -30,9 +30,13 @@ impl Raw {
                     .get_connection()?;
                 Ok(Raw::Cluster(Box::new(con), seeds))
             }
-            None => Ok(Raw::Server(
-                redis::Client::open(url)?.get_connection_with_timeout(timeout)?,
-            )),
+            None => {
+                let client = match tls_from_env(url)? {
+                    Some(certificates) => redis::Client::build_with_tls(url, certificates)?,
+                    None => redis::Client::open(url)?,
+                };
+                Ok(Raw::Server(client.get_connection_with_timeout(timeout)?))
+            }
         }
     }
 
@@ -80,6 +84,35 @@ impl Raw {
             }
         }
     }
+}
+
+/// For a `rediss://` URL, the certificates the files of `REDIS_TLS_CA_FILE`,
+/// `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE` hold (as redisq reads them).
+fn tls_from_env(url: &str) -> RedisResult<Option<redis::TlsCertificates>> {
+    if !url.starts_with("rediss://") {
+        return Ok(None);
+    }
+    let read = |name: &str| -> RedisResult<Option<Vec<u8>>> {
+        match std::env::var(name) {
+            Ok(path) if !path.is_empty() => Ok(Some(std::fs::read(path)?)),
+            _ => Ok(None),
+        }
+    };
+    let root_cert = read("REDIS_TLS_CA_FILE")?;
+    let client_tls = match (read("REDIS_TLS_CERT_FILE")?, read("REDIS_TLS_KEY_FILE")?) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        _ => None,
+    };
+    if root_cert.is_none() && client_tls.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
 }
 
 /// The seed URLs of a cluster URL, `None` for a single server's.

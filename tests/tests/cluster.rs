@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use redisq::{fifo, Worker};
+use redisq::{fifo, Partitions, Worker};
 use redisq_test_support::{init_logging, wait_until, Namespace, RedisCluster};
 
 /// What ran, by the test's own namespace: task numbers, duplicates included.
@@ -43,6 +43,47 @@ fn on_reshard(ns: String, n: u64) {
         .entry(ns)
         .or_default()
         .push(n);
+}
+
+/// The partitioned queue `parts-0` … `parts-7`.
+static PARTS: Partitions = Partitions::new("parts", 8);
+
+/// Runs on the partitions: (user or "", number, the queue it ran on).
+type PartRuns = Vec<(String, u64, String)>;
+
+/// What ran on the partitions, by namespace.
+static PART_RAN: Mutex<Option<HashMap<String, PartRuns>>> = Mutex::new(None);
+
+fn part_ran(ns: &str) -> PartRuns {
+    PART_RAN
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|ran| ran.get(ns).cloned())
+        .unwrap_or_default()
+}
+
+fn record_part(ns: String, user: String, n: u64) {
+    let queue = redisq::TaskContext::current()
+        .map(|c| c.queue.clone())
+        .unwrap_or_default();
+    PART_RAN
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(ns)
+        .or_default()
+        .push((user, n, queue));
+}
+
+#[fifo(queue = "parts", key = "user")]
+fn per_user(ns: String, user: String, n: u64) {
+    record_part(ns, user, n);
+}
+
+#[fifo(queue = "parts")]
+fn spread(ns: String, n: u64) {
+    record_part(ns, String::new(), n);
 }
 
 /// What a producer was told of each enqueue.
@@ -206,4 +247,62 @@ fn a_slot_migrated_mid_run_loses_no_acknowledged_task() {
     let history = producer.join().unwrap();
     check(ns.name(), &history);
     workers.shutdown();
+}
+
+#[test]
+fn a_partitioned_queue_spreads_over_masters_and_keeps_each_key_in_order() {
+    init_logging();
+    let cluster = RedisCluster::start();
+    let ns = Namespace::on(cluster.url());
+    let backend = ns.backend();
+    let masters: BTreeSet<u16> = PARTS
+        .names()
+        .iter()
+        .filter_map(|queue| cluster.master_of(cluster.slot(&ns.key(queue, "pending")), None))
+        .collect();
+    assert!(masters.len() >= 2, "the partitions are on {masters:?}");
+    let name = ns.name().to_owned();
+    let users: Vec<String> = (0..40).map(|u| format!("user-{u}")).collect();
+    for n in 0..25 {
+        for user in &users {
+            per_user::with(&backend)
+                .queue(&PARTS.for_key(user))
+                .enqueue(name.clone(), user.clone(), n)
+                .unwrap();
+        }
+    }
+    for n in 0..160 {
+        spread::with(&backend)
+            .queue(&PARTS.next())
+            .enqueue(name.clone(), n)
+            .unwrap();
+    }
+    let workers = Worker::builder(backend.clone())
+        .queues(PARTS.names())
+        .start()
+        .unwrap();
+    wait_until(Duration::from_secs(60), "every task ran", || {
+        part_ran(ns.name()).len() >= 40 * 25 + 160
+    });
+    workers.shutdown();
+    let ran = part_ran(ns.name());
+    assert_eq!(ran.len(), 40 * 25 + 160, "no task ran twice");
+    for user in &users {
+        let runs: Vec<&(String, u64, String)> = ran.iter().filter(|(u, _, _)| u == user).collect();
+        let order: Vec<u64> = runs.iter().map(|(_, n, _)| *n).collect();
+        assert_eq!(
+            order,
+            (0..25).collect::<Vec<_>>(),
+            "{user} ran out of order"
+        );
+        let queues: BTreeSet<&String> = runs.iter().map(|(_, _, q)| q).collect();
+        assert_eq!(queues.len(), 1, "{user} ran on {queues:?}");
+        assert!(queues.contains(&PARTS.for_key(user)));
+    }
+    let spread_on: BTreeSet<&String> = ran
+        .iter()
+        .filter(|(u, _, _)| u.is_empty())
+        .map(|(_, _, q)| q)
+        .collect();
+    assert_eq!(spread_on.len(), 8, "round robin reached every partition");
 }

@@ -270,6 +270,12 @@ impl RedisQueueBackend {
         self.config.delivery
     }
 
+    /// The replicas each enqueue waits for (`with_replica_acks`; 0: none).
+    #[must_use]
+    pub fn replica_acks(&self) -> u64 {
+        self.config.replica_acks.map_or(0, |(replicas, _)| replicas)
+    }
+
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }

@@ -212,7 +212,9 @@ impl RedisQueueBackend {
                 version: report.version,
                 used_memory: report.used_memory,
                 error: None,
-                durability: report.settings.durability(self.delivery()),
+                durability: report
+                    .settings
+                    .durability(self.delivery(), self.replica_acks()),
                 warnings: report.settings.warnings(report.used_memory),
                 settings: report.settings,
             },

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::link::Handle;
 use super::{Delivery, RedisQueueBackend};
 use crate::error::{is_auth_error, Result};
 use crate::status::{Durability, RedisSettings, Survival};
@@ -42,36 +43,18 @@ impl RedisQueueBackend {
     /// `PING`, [`Error::Auth`](crate::Error::Auth) when it refuses the credentials or
     /// `PING` to this user. `INFO` or `CONFIG GET` refused (an ACL user, a renamed
     /// command) leave what they would have said unknown.
+    ///
+    /// On a cluster every master is asked, and the report is the weakest of theirs (see
+    /// `cluster::weakest`).
     pub(crate) fn server_report(&self) -> Result<ServerReport> {
-        let started = Instant::now();
-        let mut con = self.connection()?;
-        con.run(|c| redis::cmd("PING").query::<String>(c))?;
-        let latency = started.elapsed();
-        let info: Option<String> = refused_is_unknown(con.run(|c| redis::cmd("INFO").query(c)))?;
-        let mut pipe = redis::pipe();
-        for name in CONFIG {
-            pipe.cmd("CONFIG").arg("GET").arg(name);
+        if !self.is_cluster() {
+            return report_of(&mut self.connection()?);
         }
-        let config: Option<Vec<HashMap<String, String>>> =
-            refused_is_unknown(con.run(|c| pipe.query(c)))?;
-        let config: HashMap<String, String> = config.into_iter().flatten().flatten().collect();
-        let info = info.unwrap_or_default();
-        let field = |name: &str| info_field(&info, name);
-        let setting = |name: &str| config.get(name).cloned();
-        Ok(ServerReport {
-            latency,
-            version: field("redis_version"),
-            used_memory: field("used_memory").and_then(|m| m.parse().ok()),
-            settings: RedisSettings {
-                maxmemory: setting("maxmemory").and_then(|m| m.parse().ok()),
-                maxmemory_policy: setting("maxmemory-policy"),
-                appendonly: setting("appendonly").map(|v| v == "yes"),
-                appendfsync: setting("appendfsync"),
-                save: setting("save"),
-                role: field("role"),
-                connected_replicas: field("connected_slaves").and_then(|n| n.parse().ok()),
-            },
-        })
+        let mut reports = Vec::new();
+        for server in self.link.servers()? {
+            reports.push(report_of(&mut Handle::Server(server.get()?))?);
+        }
+        super::cluster::weakest(reports)
     }
 
     /// A worker's probe at its start: [`RedisQueueBackend::server_report`], then the
@@ -86,6 +69,38 @@ impl RedisQueueBackend {
         self.register_queues(queues)?;
         Ok(report)
     }
+}
+
+/// `PING`, `INFO` and the settings of the server `con` reaches.
+fn report_of(con: &mut Handle<'_>) -> Result<ServerReport> {
+    let started = Instant::now();
+    con.run(|c| redis::cmd("PING").query::<String>(c))?;
+    let latency = started.elapsed();
+    let info: Option<String> = refused_is_unknown(con.run(|c| redis::cmd("INFO").query(c)))?;
+    let mut pipe = redis::pipe();
+    for name in CONFIG {
+        pipe.cmd("CONFIG").arg("GET").arg(name);
+    }
+    let config: Option<Vec<HashMap<String, String>>> =
+        refused_is_unknown(con.run(|c| pipe.query(c)))?;
+    let config: HashMap<String, String> = config.into_iter().flatten().flatten().collect();
+    let info = info.unwrap_or_default();
+    let field = |name: &str| info_field(&info, name);
+    let setting = |name: &str| config.get(name).cloned();
+    Ok(ServerReport {
+        latency,
+        version: field("redis_version"),
+        used_memory: field("used_memory").and_then(|m| m.parse().ok()),
+        settings: RedisSettings {
+            maxmemory: setting("maxmemory").and_then(|m| m.parse().ok()),
+            maxmemory_policy: setting("maxmemory-policy"),
+            appendonly: setting("appendonly").map(|v| v == "yes"),
+            appendfsync: setting("appendfsync"),
+            save: setting("save"),
+            role: field("role"),
+            connected_replicas: field("connected_slaves").and_then(|n| n.parse().ok()),
+        },
+    })
 }
 
 /// A reply, or `None` when Redis refused the command (not permitted to this user, renamed
@@ -106,8 +121,9 @@ fn info_field(info: &str, name: &str) -> Option<String> {
 }
 
 impl RedisSettings {
-    /// What an acknowledged enqueue survives with these settings and `delivery`.
-    pub(crate) fn durability(&self, delivery: Delivery) -> Durability {
+    /// What an acknowledged enqueue survives with these settings, `delivery`, and the
+    /// replicas each enqueue waits for (`with_replica_acks`; 0: none).
+    pub(crate) fn durability(&self, delivery: Delivery, replica_acks: u64) -> Durability {
         let worker_crash = match delivery {
             Delivery::AtLeastOnce => Survival::Survives,
             Delivery::AtMostOnce => Survival::NotGuaranteed,
@@ -126,7 +142,11 @@ impl RedisSettings {
         Durability {
             worker_crash,
             redis_restart,
-            failover: Survival::NotGuaranteed,
+            failover: if replica_acks > 0 {
+                Survival::Survives
+            } else {
+                Survival::NotGuaranteed
+            },
         }
     }
 
@@ -219,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_restart_is_survived_as_the_persistence_allows() {
-        let restart = |s: RedisSettings| s.durability(Delivery::AtLeastOnce).redis_restart;
+        let restart = |s: RedisSettings| s.durability(Delivery::AtLeastOnce, 0).redis_restart;
         let policy = "noeviction";
         assert_eq!(
             restart(settings(true, "always", "", policy)),
@@ -247,10 +267,10 @@ mod tests {
     #[test]
     fn worker_crashes_and_failovers() {
         let s = settings(true, "always", "", "noeviction");
-        let at_least = s.durability(Delivery::AtLeastOnce);
+        let at_least = s.durability(Delivery::AtLeastOnce, 0);
         assert_eq!(at_least.worker_crash, Survival::Survives);
         assert_eq!(at_least.failover, Survival::NotGuaranteed);
-        let at_most = s.durability(Delivery::AtMostOnce);
+        let at_most = s.durability(Delivery::AtMostOnce, 0);
         assert_eq!(at_most.worker_crash, Survival::NotGuaranteed);
         assert!(at_least.to_string().starts_with(
             "a worker crash: survives; a redis restart: survives; a failover: not guaranteed"

@@ -243,7 +243,9 @@ fn probe(id: &str, backend: &RedisQueueBackend, queues: &[String]) -> Result<()>
             );
             log::info!(
                 "worker {id}: what an acknowledged enqueue survives, by these settings: {}",
-                report.settings.durability(backend.delivery())
+                report
+                    .settings
+                    .durability(backend.delivery(), backend.replica_acks())
             );
             for warning in report.settings.warnings(report.used_memory) {
                 log::warn!("worker {id}: {warning}");

@@ -27,9 +27,11 @@ use super::pool::{Bounded, Pool};
 use super::tls::Tls;
 use crate::schema::SLOTS;
 
+mod report;
 mod resp;
 mod routed;
 
+pub(crate) use report::weakest;
 pub(crate) use routed::Routed;
 
 /// The URL schemes of a cluster, with and without TLS.
