@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # A Redis Cluster for tests, on loopback: three masters and three replicas.
 #
-#   scripts/redis-cluster.sh start DIR   starts six redis-server processes on free ports
+#   scripts/redis-cluster.sh start DIR [REPLICAS]
+#                                        starts six redis-server processes on free ports
 #                                        (bus ports +10000), each in DIR/<port>, joins
 #                                        them with `redis-cli --cluster create
 #                                        --cluster-replicas 1`, waits until the cluster is
 #                                        ok, and prints its URL: redis+cluster://127.0.0.1:<p>,...
+#                                        REPLICAS 0 (for benchmarks): three masters only.
 #   scripts/redis-cluster.sh restart DIR PORT  starts the node on PORT again (after a
 #                                        kill), with its cluster config: it rejoins.
 #   scripts/redis-cluster.sh stop DIR    stops the processes it started there (by the pid
@@ -45,7 +47,7 @@ node() {
 # does not answer.
 launch() {
   ports=()
-  while [ ${#ports[@]} -lt 6 ]; do
+  while [ ${#ports[@]} -lt "$nodes_wanted" ]; do
     local p=$((10000 + RANDOM % 5000))
     if port_free "$p" && port_free $((p + 10000)) && [[ ! " ${ports[*]} " =~ " $p " ]]; then
       ports+=("$p")
@@ -65,6 +67,8 @@ launch() {
 }
 
 start() {
+  replicas=${3:-1}
+  nodes_wanted=$((3 * (1 + replicas)))
   mkdir -p "$dir"
   local attempt
   for attempt in 1 2 3; do
@@ -76,7 +80,7 @@ start() {
   done
   local nodes=()
   for p in "${ports[@]}"; do nodes+=("127.0.0.1:$p"); done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" --cluster-yes >"$dir/create.log" 2>&1 || {
     cat "$dir/create.log" >&2
     stop
     exit 1
@@ -93,7 +97,7 @@ start() {
 }
 
 case "$command" in
-  start) start ;;
+  start) start "$@" ;;
   restart) node "${3:?usage: redis-cluster.sh restart DIR PORT}" ;;
   stop) stop ;;
   *) echo "usage: redis-cluster.sh start|stop DIR" >&2; exit 2 ;;

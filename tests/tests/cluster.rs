@@ -306,3 +306,34 @@ fn a_partitioned_queue_spreads_over_masters_and_keeps_each_key_in_order() {
         .collect();
     assert_eq!(spread_on.len(), 8, "round robin reached every partition");
 }
+
+#[test]
+fn an_idle_pool_over_several_slots_wakes_for_a_task_in_any_of_them() {
+    init_logging();
+    let cluster = RedisCluster::start();
+    let ns = Namespace::on(cluster.url());
+    // A block timeout far longer than the waits below: waiting on the eight slots in turn
+    // would leave each later one unheard for seconds.
+    let backend = ns.backend().with_block_timeout(Duration::from_secs(40));
+    let workers = Worker::builder(backend.clone())
+        .pool(PARTS.names(), 1)
+        .start()
+        .unwrap();
+    let name = ns.name().to_owned();
+    // Let the pool find every queue empty and block (were it not blocked yet, it would
+    // only find the first task sooner).
+    thread::sleep(Duration::from_millis(300));
+    for (n, queue) in PARTS.names().iter().enumerate().rev() {
+        spread::with(&backend)
+            .queue(queue)
+            .enqueue(name.clone(), n as u64)
+            .unwrap();
+        wait_until(
+            Duration::from_secs(10),
+            "the idle pool woke for the task",
+            || part_ran(ns.name()).len() > 7 - n,
+        );
+    }
+    // The idle pool stops within its block timeout; no need to wait for it here.
+    let _ = workers.shutdown_timeout(Duration::from_millis(100));
+}

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use super::link::Blocking;
 use super::report::Report;
 use super::settle::{settle_call, split_outcomes};
+use super::waiters::SlotWaiters;
 use super::RedisQueueBackend;
 use crate::error::{Error, Result};
 use crate::schema;
@@ -67,6 +68,8 @@ pub(crate) struct ClaimConnection {
     /// Per queue, while a report is in flight there (sent, its reply not read), the number
     /// of the call that settles it: once the queue's fence holds it, that report landed.
     expected: HashMap<String, u64>,
+    /// On a cluster, the waiter threads of queues in several slots (made on first wait).
+    pub(super) waiters: Option<SlotWaiters>,
 }
 
 impl ClaimConnection {
@@ -78,6 +81,7 @@ impl ClaimConnection {
             tokens: HashMap::new(),
             seq: 0,
             expected: HashMap::new(),
+            waiters: None,
         }
     }
 

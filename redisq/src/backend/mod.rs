@@ -25,6 +25,7 @@ mod scripts;
 mod server;
 mod settle;
 mod tls;
+mod waiters;
 mod waits;
 
 use std::collections::HashSet;

@@ -1,9 +1,10 @@
 //! A consumer's blocking waits: on its queues' signal lists when they are empty, and the
-//! blocking pop of at-most-once delivery; on a cluster, slot by slot.
+//! blocking pop of at-most-once delivery; on a cluster, per slot.
 
 use std::time::{Duration, Instant};
 
 use super::claim::{ClaimConnection, Payload};
+use super::waiters::SlotWaiters;
 use crate::error::Result;
 use crate::schema::LANES;
 
@@ -11,31 +12,31 @@ impl ClaimConnection {
     /// Waits up to `timeout` for a wake-up token on any of the queues' signal lists; true
     /// when one came (tasks may be waiting: claim them with [`settle`](Self::settle)).
     ///
-    /// On a cluster one blocking pop can only name keys of one slot: the queues are
-    /// grouped by slot and the groups waited on in turn, each for its share of `timeout`
-    /// (at least 10 ms), so that a worker's queues may be on any nodes.
+    /// On a cluster one blocking pop can only name keys of one slot: queues in several
+    /// slots are waited on by a waiter thread per slot (`waiters.rs`), so that a worker's
+    /// queues may be on any nodes and any of them wakes it at once.
     pub(crate) fn wait(&mut self, queues: &[&str], timeout: Duration) -> Result<bool> {
-        let groups = self.slot_groups(queues);
-        let share = (timeout / u32::try_from(groups.len().max(1)).unwrap_or(1))
-            .max(Duration::from_millis(10));
-        let deadline = Instant::now() + timeout;
-        for group in groups.iter().cycle() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut cmd = redis::cmd("BLPOP");
-            for queue in group {
-                cmd.arg(self.backend.keys(queue).signal());
+        let groups: Vec<Vec<String>> = self
+            .slot_groups(queues)
+            .iter()
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|queue| self.backend.keys(queue).signal())
+                    .collect()
+            })
+            .collect();
+        if groups.len() > 1 {
+            if !self.waiters.as_ref().is_some_and(|w| w.serves(&groups)) {
+                self.waiters = Some(SlotWaiters::start(&self.backend, groups)?);
             }
-            let woke: Option<(String, String)> = cmd
-                .arg(share.min(left).max(Duration::from_millis(10)).as_secs_f64())
-                .query(self.con()?)?;
-            if woke.is_some() {
-                return Ok(true);
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
+            return Ok(self.waiters.as_mut().is_some_and(|w| w.wait(timeout)));
         }
-        Ok(false)
+        let woke: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(groups.concat())
+            .arg(timeout.max(Duration::from_millis(10)).as_secs_f64())
+            .query(self.con()?)?;
+        Ok(woke.is_some())
     }
 
     /// `queues` grouped by slot on a cluster, in their order (all in one group on a single
@@ -57,8 +58,9 @@ impl ClaimConnection {
 
     /// Waits up to `timeout` for one task in any lane of any of the queues, in their
     /// order, and pops it without a lease (at most once). Returns the queue's index and
-    /// the payload. On a cluster the queues' slots are waited on in turn, as in
-    /// [`wait`](Self::wait).
+    /// the payload. On a cluster, queues in several slots are waited on in turn, each slot
+    /// for its share of `timeout` (at least 10 ms): a popped task must not be left with a
+    /// waiter thread.
     pub(crate) fn pop_blocking(
         &mut self,
         queues: &[&str],
