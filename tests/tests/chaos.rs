@@ -4,6 +4,10 @@
 //! the order check of the ordered queue and of the keyed queue's 40 keys among them.
 //! A failure prints the report, the seed to replay it with, and the kept run directory.
 //!
+//! The same against a Redis Cluster of three masters (each node with its append-only file
+//! and a proxy of its own, the nodes announcing the proxies, so that every client goes
+//! through them), 40 seconds of faults; a Redis restart kills and restarts every node.
+//!
 //! And the order check's negative control: the same workload with the order streams on
 //! plain queues (`--unordered`), 15 seconds of faults, which the order check must fail.
 //!
@@ -52,6 +56,40 @@ fn a_seeded_fault_schedule_breaks_no_delivery_promise() {
     let s = &outcome.report.summary;
     assert!(
         s.faults.values().sum::<usize>() >= 10,
+        "too few faults to test anything:\n{}",
+        outcome.report
+    );
+    assert!(
+        s.order_queue_checked >= 100 && s.order_keyed_checked >= 1000 && s.held_retries >= 20,
+        "too little order to check:\n{}",
+        outcome.report
+    );
+}
+
+#[test]
+fn a_seeded_fault_schedule_on_a_cluster_breaks_no_delivery_promise() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    redisq_test_support::init_logging();
+    let seed = seed();
+    println!("chaos seed {seed} (cluster)");
+    let mut config = Config::new(vec![env!("CARGO_BIN_EXE_chaos_worker").into()]);
+    config.seed = seed;
+    config.duration = Duration::from_secs(40);
+    config.drain_timeout = Duration::from_secs(30);
+    config.cluster = true;
+    let outcome = run(&config).unwrap_or_else(|e| panic!("the harness failed (seed {seed}): {e}"));
+    println!("{}", outcome.report);
+    assert!(
+        outcome.report.is_ok(),
+        "violations on the cluster (seed {seed}; run directory {:?}):\n{}",
+        outcome.kept,
+        outcome.report
+    );
+    let s = &outcome.report.summary;
+    assert!(
+        s.faults.values().sum::<usize>() >= 8,
         "too few faults to test anything:\n{}",
         outcome.report
     );

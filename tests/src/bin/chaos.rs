@@ -8,6 +8,7 @@
 //! cargo run -p redisq-tests --bin chaos -- --faults kill,pause --checks lost,duplicates
 //! cargo run -p redisq-tests --bin chaos -- --recheck /tmp/redisq-chaos-XXXX/history.json
 //! cargo run -p redisq-tests --bin chaos -- --duration 20s --unordered   # must fail: order
+//! cargo run -p redisq-tests --bin chaos -- --duration 60s --cluster     # a 3-master cluster
 //! ```
 
 use std::collections::BTreeSet;
@@ -76,6 +77,9 @@ struct Args {
     /// (the same task bodies, without `ordered` or `key`); the order check must fail.
     #[arg(long)]
     unordered: bool,
+    /// Run against a Redis Cluster of three masters, each behind a proxy of its own.
+    #[arg(long)]
+    cluster: bool,
     /// The producers: `direct` (straight to Redis), `proxy` (through the proxy's faults),
     /// comma-separated, one producer each.
     #[arg(long, default_value = "direct,proxy", value_delimiter = ',', value_parser = parse_via)]
@@ -204,6 +208,7 @@ fn config(args: &Args) -> Result<Config, String> {
     config.keyed_threads = args.keyed_threads;
     config.ordered_threads = args.ordered_threads;
     config.unordered = args.unordered;
+    config.cluster = args.cluster;
     config.producers.clone_from(&args.producers);
     config.faults = faults(&args.faults)?;
     config.probes = !args.no_probes;

@@ -1,7 +1,7 @@
-//! The processes of a run — a private Redis server (append-only file, `appendfsync
-//! always`, so that what was acknowledged survives a SIGKILL), the proxy in front of it, and
-//! the worker processes, which reach Redis only through the proxy — and the faults that
-//! strike them. Each fault primitive blocks for the fault's length, heals it and appends
+//! The processes of a run — the Redis of the run (`servers.rs`: one server or a cluster,
+//! each node with an append-only file and a proxy in front of it), and the worker
+//! processes, which reach Redis only through the proxies — and the faults that strike
+//! them. Each fault primitive blocks for the fault's length, heals it and appends
 //! what happened, with its times, to the fault log.
 //!
 //! Signals go to worker processes this cluster started, by the id of a child it has not
@@ -11,17 +11,15 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redisq_test_support::RedisServer;
-
 use super::history::{now_us, End, Fault, FaultKind, Shutdown, WorkerProcess};
-use super::proxy::{Mode, Proxy};
+use super::proxy::Mode;
+use super::servers::Servers;
 use super::tasks::{
     BATCH_QUEUE, FIFO_QUEUE, KEYED_QUEUE, MULTI_QUEUE, ORDERED_QUEUE, RETRY_QUEUE, UNKEYED_QUEUE,
     UNORDERED_QUEUE,
@@ -100,9 +98,9 @@ struct Slot {
 pub struct Cluster {
     config: ClusterConfig,
     slots: Mutex<Vec<Slot>>,
-    proxy: Proxy,
-    redis: Arc<Mutex<RedisServer>>,
+    servers: Arc<Mutex<Servers>>,
     redis_url: String,
+    proxy_url: String,
     faults: Mutex<Vec<Fault>>,
     processes: Mutex<Vec<WorkerProcess>>,
 }
@@ -129,27 +127,22 @@ fn signal(pid: u32, name: &str) -> io::Result<()> {
 }
 
 impl Cluster {
-    /// Starts the proxy in front of `redis` and the worker processes behind it.
+    /// Starts the worker processes behind the proxies of `servers`.
     ///
     /// # Errors
-    /// When the proxy or a worker process cannot start.
-    pub fn start(
-        config: ClusterConfig,
-        redis: Arc<Mutex<RedisServer>>,
-        seed: u64,
-    ) -> io::Result<Cluster> {
-        let (redis_url, port) = {
-            let server = lock(&redis);
-            (server.url(), server.port())
+    /// When a worker process cannot start.
+    pub fn start(config: ClusterConfig, servers: Arc<Mutex<Servers>>) -> io::Result<Cluster> {
+        let (redis_url, proxy_url) = {
+            let servers = lock(&servers);
+            (servers.url(), servers.proxy_url())
         };
-        let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], port)), seed)?;
         let slots = (0..config.workers).map(|_| Slot::default()).collect();
         let cluster = Cluster {
             config,
             slots: Mutex::new(slots),
-            proxy,
-            redis,
+            servers,
             redis_url,
+            proxy_url,
             faults: Mutex::new(Vec::new()),
             processes: Mutex::new(Vec::new()),
         };
@@ -165,10 +158,10 @@ impl Cluster {
         &self.redis_url
     }
 
-    /// The proxy.
+    /// The URL through the proxies.
     #[must_use]
-    pub fn proxy(&self) -> &Proxy {
-        &self.proxy
+    pub fn proxy_url(&self) -> &str {
+        &self.proxy_url
     }
 
     /// How the worker processes run.
@@ -247,7 +240,7 @@ impl Cluster {
             .ok_or_else(|| io::Error::other("no worker command"))?;
         let mut child = Command::new(program)
             .args(args)
-            .env("REDIS_URL", self.proxy.url())
+            .env("REDIS_URL", &self.proxy_url)
             .env("CHAOS_NAMESPACE", &c.namespace)
             .env("CHAOS_HISTORY_DIR", &c.history_dir)
             .env("CHAOS_LEASE_MS", c.lease.as_millis().to_string())
@@ -374,11 +367,11 @@ impl Cluster {
     /// # Errors
     /// When a worker process cannot be started again.
     pub fn heal(&self) -> io::Result<()> {
-        self.proxy.heal();
         {
-            let mut redis = lock(&self.redis);
-            if redis.pid().is_none() {
-                redis.restart();
+            let mut servers = lock(&self.servers);
+            servers.heal_proxies();
+            if servers.any_down() {
+                servers.restart();
             }
         }
         for slot in 0..self.config.workers {
@@ -453,9 +446,9 @@ impl Cluster {
     /// Switches the proxy to `mode` for `period`.
     pub fn fault_proxy(&self, mode: Mode, period: Duration) {
         let start = now_us();
-        self.proxy.set_mode(mode);
+        lock(&self.servers).set_mode(mode);
         thread::sleep(period);
-        self.proxy.set_mode(Mode::Pass);
+        lock(&self.servers).set_mode(Mode::Pass);
         let kind = match mode {
             Mode::Latency(_) => FaultKind::Latency,
             Mode::DropReplies { .. } | Mode::Pass => FaultKind::DropReplies,
@@ -468,13 +461,13 @@ impl Cluster {
     pub fn fault_cut(&self, period: Option<Duration>) {
         let start = now_us();
         if let Some(period) = period {
-            self.proxy.refuse_for(period);
+            lock(&self.servers).refuse_for(period);
         }
-        let cut = self.proxy.cut();
+        let cut = lock(&self.servers).cut();
         match period {
             Some(period) => {
                 thread::sleep(period);
-                self.proxy.heal();
+                lock(&self.servers).heal_proxies();
                 self.record(
                     FaultKind::Partition,
                     None,
@@ -486,12 +479,13 @@ impl Cluster {
         }
     }
 
-    /// SIGKILLs the Redis server, waits `down`, and restarts it on its append-only file.
+    /// SIGKILLs the Redis server (every node of a cluster), waits `down`, and restarts it
+    /// on its append-only file.
     pub fn fault_redis_restart(&self, down: Duration) {
         let start = now_us();
-        lock(&self.redis).kill();
+        lock(&self.servers).kill();
         thread::sleep(down);
-        lock(&self.redis).restart();
+        lock(&self.servers).restart();
         self.record(
             FaultKind::RedisRestart,
             None,

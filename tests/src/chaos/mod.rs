@@ -33,5 +33,6 @@ mod probe;
 mod producer;
 pub mod proxy;
 pub mod run;
+pub mod servers;
 pub mod tasks;
 pub mod worker;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redisq::{RedisQueueBackend, TaskId};
-use redisq_test_support::{Namespace, RedisServer};
+use redisq_test_support::Namespace;
 
 use super::checker::{check, Checks, Index, Report};
 use super::cluster::{Cluster, ClusterConfig};
@@ -20,6 +20,7 @@ use super::history::{
 use super::nemesis::{self, Plan, Schedule};
 use super::probe::{retry, Prober};
 use super::producer::{Log, Producers, StreamPlan, StreamProducers};
+use super::servers::Servers;
 use super::tasks::ALL_QUEUES;
 
 /// Everything a run can be told.
@@ -58,6 +59,9 @@ pub struct Config {
     /// The negative control of the order check: the order streams go to plain queues
     /// (the same bodies, without `ordered` or `key`), so the order check must fail.
     pub unordered: bool,
+    /// Run against a Redis Cluster of three masters (each node behind a proxy of its own)
+    /// instead of one server.
+    pub cluster: bool,
     /// One producer per entry: straight to Redis ([`Via::Direct`]) or through the proxy
     /// ([`Via::Proxy`]).
     pub producers: Vec<Via>,
@@ -101,6 +105,7 @@ impl Config {
             ordered_threads: 2,
             keyed_threads: 3,
             unordered: false,
+            cluster: false,
             producers: vec![Via::Direct, Via::Proxy],
             faults: FaultKind::ALL.into_iter().collect(),
             probes: true,
@@ -179,10 +184,16 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
     for d in [&history_dir, &log_dir] {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
-    // Dropped last: the namespace is cleaned while the server still runs, after the
+    // Dropped last: the namespace is cleaned while the servers still run, after the
     // workers were killed.
-    let redis = Arc::new(Mutex::new(RedisServer::builder().aof().start()));
-    let url = redis.lock().map_err(|_| "redis lock")?.url();
+    let servers = if config.cluster {
+        Servers::cluster(config.seed)
+    } else {
+        Servers::single(config.seed)
+    }
+    .map_err(|e| format!("redis: {e}"))?;
+    let servers = Arc::new(Mutex::new(servers));
+    let url = servers.lock().map_err(|_| "redis lock")?.url();
     let ns = Namespace::on(url.clone()).with_label("chaos");
     let cluster = Cluster::start(
         ClusterConfig {
@@ -201,8 +212,7 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
             keyed_threads: config.keyed_threads,
             control: config.unordered,
         },
-        redis.clone(),
-        config.seed,
+        servers.clone(),
     )
     .map_err(|e| format!("cluster: {e}"))?;
     let backend = |url: &str| {
@@ -214,7 +224,7 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
     wait_for_workers(&direct, config.workers)?;
 
     let log = Arc::new(Log::default());
-    let proxy_url = cluster.proxy().url();
+    let proxy_url = cluster.proxy_url().to_owned();
     let backends = config
         .producers
         .iter()
@@ -276,7 +286,7 @@ pub fn run(config: &Config) -> Result<RunOutcome, String> {
         .map_err(|e| format!("{}: {e}", saved.display()))?;
     drop(cluster);
     drop(ns);
-    drop(redis);
+    drop(servers);
     let kept = if config.keep || !report.is_ok() {
         Some(dir.keep())
     } else {
@@ -393,22 +403,8 @@ fn observe(
 fn scan_keys(ns: &Namespace) -> redis::RedisResult<Vec<KeyInfo>> {
     let mut con = ns.connection();
     let prefix = format!("{}:", ns.name());
-    let mut cursor: u64 = 0;
-    let mut names = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query(&mut con)?;
-        names.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    // Every key of the namespace, on every master of a cluster.
+    let names = ns.keys();
     let mut keys = Vec::new();
     for name in names {
         let kind: String = redis::cmd("TYPE").arg(&name).query(&mut con)?;

@@ -178,15 +178,14 @@ impl Cluster {
 
     /// Any master (for requests without a key), reading the map first when none is known.
     pub(super) fn any_master(&self, deadline: Instant) -> RedisResult<Arc<Pool>> {
-        self.master(0, deadline).or_else(|_| {
-            let map = self.map.read().map_err(|_| poisoned())?;
-            map.slots
-                .iter()
-                .flatten()
-                .next()
-                .cloned()
-                .ok_or_else(no_node)
-        })
+        match self.master(0, deadline) {
+            Ok(pool) => Ok(pool),
+            // Slot 0 may be unserved while others are: any master then; the error when none.
+            Err(err) => {
+                let map = self.map.read().map_err(|_| poisoned())?;
+                map.slots.iter().flatten().next().cloned().ok_or(err)
+            }
+        }
     }
 
     /// Every master, the map read first.
