@@ -93,5 +93,46 @@ fn a_minimal_acl_user_over_tls_runs_everything_and_an_outsider_gets_a_clear_erro
         .unwrap()
         .with_timeout(Duration::from_secs(2));
     assert!(anonymous.ping().is_err());
+
+    // The same user from the environment: a URL without credentials, the user and password
+    // in REDIS_USERNAME and REDIS_PASSWORD, the certificates in the REDIS_TLS_* files. (This
+    // binary has one test, so no other thread reads the environment meanwhile.)
+    let bare = server.url_as("x", "x").replace("x:x@", "");
+    std::env::set_var("REDIS_URL", &bare);
+    std::env::set_var("REDIS_USERNAME", "redisq");
+    std::env::set_var("REDIS_PASSWORD", "redisq-pw");
+    for name in [
+        "REDIS_TLS_CA_FILE",
+        "REDIS_TLS_CERT_FILE",
+        "REDIS_TLS_KEY_FILE",
+    ] {
+        std::env::set_var(name, server.var(name));
+    }
+    let from_env = RedisQueueBackend::from_env().unwrap().with_namespace("ns");
+    let id = double::enqueue(&from_env, 21).unwrap();
+    let workers = Worker::builder(from_env.clone())
+        .queues(["tls"])
+        .start()
+        .unwrap();
+    assert_eq!(
+        from_env
+            .wait(&id, Duration::from_secs(20))
+            .unwrap()
+            .map(|info| info.status),
+        Some(TaskStatus::Done)
+    );
+    workers.shutdown();
+    assert!(!format!("{from_env:?}").contains("redisq-pw"));
+    for name in [
+        "REDIS_URL",
+        "REDIS_USERNAME",
+        "REDIS_PASSWORD",
+        "REDIS_TLS_CA_FILE",
+        "REDIS_TLS_CERT_FILE",
+        "REDIS_TLS_KEY_FILE",
+    ] {
+        std::env::remove_var(name);
+    }
+    assert!(from_env.purge_namespace().unwrap() > 0);
     drop(server);
 }
