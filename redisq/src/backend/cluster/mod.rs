@@ -98,6 +98,12 @@ impl Cluster {
                 "a cluster URL names no node",
             )));
         }
+        if seeds.iter().any(|seed| seed.redis_settings().db() != 0) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a Redis Cluster has only database 0",
+            )));
+        }
         Ok(Cluster {
             seeds,
             tls,
@@ -351,5 +357,16 @@ mod tests {
             Some(vec!["rediss://h:1".to_owned()])
         );
         assert_eq!(seed_urls("redis://h:1"), None);
+    }
+
+    #[test]
+    fn a_cluster_url_names_nodes_and_no_database() {
+        let timeout = Duration::from_secs(1);
+        assert!(Cluster::new(&[], None, timeout, 1).is_err());
+        let db = seed_urls("redis+cluster://h:1/2").unwrap();
+        let err = Cluster::new(&db, None, timeout, 1).unwrap_err();
+        assert!(err.to_string().contains("only database 0"), "{err}");
+        let fine = seed_urls("redis+cluster://h:1,h:2").unwrap();
+        assert!(Cluster::new(&fine, None, timeout, 1).is_ok());
     }
 }
