@@ -20,7 +20,7 @@ macro_rules! names {
 }
 
 names! {
-    /// The fields of a status record (`<ns>:task:<id>`).
+    /// The fields of a status record (`<ns>:{<queue>}:task:<id>`).
     field {
         /// The task's [`TaskStatus`](crate::TaskStatus), by [`status_name`](super::status_name).
         STATUS = "status",
