@@ -22,9 +22,10 @@ impl TaskId {
 
     /// A new random id whose last four hex digits are `slot` (taken modulo 16,384).
     pub(crate) fn for_slot(slot: u16) -> TaskId {
+        use std::fmt::Write as _;
         let mut id = uuid::Uuid::new_v4().simple().to_string();
         id.truncate(28);
-        id.push_str(&format!("{:04x}", slot % crate::schema::SLOTS));
+        let _ = write!(id, "{:04x}", slot % crate::schema::SLOTS);
         TaskId(id)
     }
 

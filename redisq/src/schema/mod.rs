@@ -276,12 +276,12 @@ impl QueueKeys {
 
     /// A task's status record.
     pub(crate) fn record(&self, id: &str) -> String {
-        self.key(&format!("task:{id}"))
+        format!("{}:task:{id}", self.base)
     }
 
     /// The wake-up list of a task's waiters.
     pub(crate) fn record_done(&self, id: &str) -> String {
-        self.key(&format!("task:{id}:done"))
+        format!("{}:task:{id}:done", self.base)
     }
 }
 
