@@ -35,8 +35,10 @@ struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
 struct Global {
-    /// Redis server, `redis://[:password@]host[:port][/db]` [default: $REDIS_URL, else
-    /// $REDIS_HOST, $REDIS_PORT, $REDIS_DB and $REDIS_PASSWORD, else redis://127.0.0.1:6379]
+    /// Redis server, `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS), or
+    /// a cluster, `redis+cluster://host:port[,host:port…]` [default: $REDIS_URL, else
+    /// $REDIS_HOST, $REDIS_PORT, $REDIS_DB, $REDIS_USERNAME and $REDIS_PASSWORD, else
+    /// redis://127.0.0.1:6379]
     #[arg(long, global = true, value_name = "URL")]
     url: Option<String>,
 
