@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure a Redis server answers at REDIS_URL (default redis://127.0.0.1:6379).
 # If nothing answers on a loopback address, starts redis-server there. Installs Debian's
-# redis-server package when it is missing (the tests also start private servers) and
-# faketime (tests of the server's clock run one under it), when we are root.
+# redis-server package when it is missing (the tests also start private servers and
+# clusters), faketime (tests of the server's clock run one under it) and openssl (the TLS
+# tests make their certificates with it), when we are root.
 set -euo pipefail
 
 install() {
@@ -18,6 +19,7 @@ install() {
 
 command -v redis-server >/dev/null 2>&1 || install redis-server
 command -v faketime >/dev/null 2>&1 || install faketime || true
+command -v openssl >/dev/null 2>&1 || install openssl
 
 url="${REDIS_URL:-redis://127.0.0.1:6379}"
 hostport="${url#redis://}"
