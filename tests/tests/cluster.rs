@@ -138,6 +138,43 @@ fn check(ns: &str, history: &History) {
     assert!(lost.is_empty(), "acknowledged but never ran: {lost:?}");
 }
 
+/// Runs `queue` with two worker threads while a producer enqueues with `enqueue`: waits
+/// until `around` tasks ran, strikes with `fault`, waits until `around` more ran, then
+/// stops the producer and checks the history ([`check`]); returns it.
+fn around_a_fault(
+    ns: &Namespace,
+    backend: &redisq::RedisQueueBackend,
+    queue: &str,
+    around: usize,
+    enqueue: impl Fn(u64) -> redisq::Result<redisq::TaskId> + Send + 'static,
+    fault: impl FnOnce(),
+) -> History {
+    let workers = Worker::builder(backend.clone())
+        .queues([queue])
+        .threads(queue, 2)
+        .start()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = produce(stop.clone(), enqueue);
+    wait_until(
+        Duration::from_secs(30),
+        "tasks running before the fault",
+        || ran(ns.name()).len() >= around,
+    );
+    fault();
+    let before = ran(ns.name()).len();
+    wait_until(
+        Duration::from_secs(30),
+        "tasks running after the fault",
+        || ran(ns.name()).len() >= before + around,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let history = producer.join().unwrap();
+    check(ns.name(), &history);
+    workers.shutdown();
+    history
+}
+
 #[test]
 fn a_master_killed_mid_run_loses_no_acknowledged_task_with_replica_acks() {
     init_logging();
@@ -152,50 +189,33 @@ fn a_master_killed_mid_run_loses_no_acknowledged_task_with_replica_acks() {
     let master = cluster
         .master_of(slot, None)
         .expect("a master for the queue");
-    let workers = Worker::builder(backend.clone())
-        .queues(["failover"])
-        .threads("failover", 2)
-        .start()
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let name = ns.name().to_owned();
-    let producer = {
-        let backend = backend.clone();
-        produce(stop.clone(), move |n| {
-            on_failover::enqueue(&backend, name.clone(), n)
-        })
-    };
-    wait_until(
-        Duration::from_secs(30),
-        "tasks running before the kill",
-        || ran(ns.name()).len() >= 200,
+    let (producer, name) = (backend.clone(), ns.name().to_owned());
+    let history = around_a_fault(
+        &ns,
+        &backend,
+        "failover",
+        200,
+        move |n| on_failover::enqueue(&producer, name.clone(), n),
+        || {
+            cluster.kill(master);
+            let promoted =
+                cluster.wait_for_master(slot, Some(master), Duration::from_secs(30).into());
+            assert_ne!(promoted, master);
+            // Until the old master rejoins as its replica, the new one has none: enqueues
+            // fail with NotReplicated (recorded as failed; they are queued all the same).
+            cluster.restart(master);
+            wait_until(
+                Duration::from_secs(30),
+                "the old master rejoined as a replica",
+                || cluster.replicas(promoted) >= 1,
+            );
+        },
     );
-    cluster.kill(master);
-    let promoted = cluster.wait_for_master(slot, Some(master), Duration::from_secs(30).into());
-    assert_ne!(promoted, master);
-    // Until the old master rejoins as its replica, the new one has none: enqueues fail
-    // with NotReplicated (recorded as failed; they are queued all the same).
-    cluster.restart(master);
-    wait_until(
-        Duration::from_secs(30),
-        "the old master rejoined as a replica",
-        || cluster.replicas(promoted) >= 1,
-    );
-    let before = ran(ns.name()).len();
-    wait_until(
-        Duration::from_secs(30),
-        "tasks running after the failover",
-        || ran(ns.name()).len() >= before + 200,
-    );
-    stop.store(true, Ordering::Relaxed);
-    let history = producer.join().unwrap();
-    check(ns.name(), &history);
     assert!(
         history.acknowledged.len() >= 300,
         "{} acknowledged",
         history.acknowledged.len()
     );
-    workers.shutdown();
 }
 
 #[test]
@@ -214,39 +234,22 @@ fn a_slot_migrated_mid_run_loses_no_acknowledged_task() {
         .find(|n| n.master && n.port != from)
         .expect("another master")
         .port;
-    let workers = Worker::builder(backend.clone())
-        .queues(["reshard"])
-        .threads("reshard", 2)
-        .start()
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let name = ns.name().to_owned();
-    let producer = {
-        let backend = backend.clone();
-        produce(stop.clone(), move |n| {
-            on_reshard::enqueue(&backend, name.clone(), n)
-        })
-    };
-    wait_until(
-        Duration::from_secs(30),
-        "tasks running before the migration",
-        || ran(ns.name()).len() >= 300,
+    let (producer, name) = (backend.clone(), ns.name().to_owned());
+    around_a_fault(
+        &ns,
+        &backend,
+        "reshard",
+        300,
+        move |n| on_reshard::enqueue(&producer, name.clone(), n),
+        || {
+            // A few keys a step, with a pause between, so that clients meet the slot half
+            // moved.
+            cluster.migrate_slot(slot, from, to, 3, || {
+                thread::sleep(Duration::from_millis(20))
+            });
+            assert_eq!(cluster.master_of(slot, None), Some(to));
+        },
     );
-    // A few keys a step, with a pause between, so that clients meet the slot half moved.
-    cluster.migrate_slot(slot, from, to, 3, || {
-        thread::sleep(Duration::from_millis(20))
-    });
-    assert_eq!(cluster.master_of(slot, None), Some(to));
-    let before = ran(ns.name()).len();
-    wait_until(
-        Duration::from_secs(30),
-        "tasks running after the migration",
-        || ran(ns.name()).len() >= before + 300,
-    );
-    stop.store(true, Ordering::Relaxed);
-    let history = producer.join().unwrap();
-    check(ns.name(), &history);
-    workers.shutdown();
 }
 
 #[test]
