@@ -49,7 +49,7 @@ mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use backend::{redact_url, Delivery, RedisQueueBackend, Tls};
+pub use backend::{cluster_seeds, redact_url, Delivery, RedisQueueBackend, Tls};
 pub use context::TaskContext;
 pub use dead::DeadLetter;
 pub use error::{Error, Result};

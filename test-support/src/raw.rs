@@ -21,7 +21,7 @@ impl Raw {
     /// When the URL is invalid or nothing answers within 10 seconds.
     pub fn open(url: &str) -> RedisResult<Raw> {
         let timeout = Duration::from_secs(10);
-        match cluster_seeds(url) {
+        match redisq::cluster_seeds(url) {
             Some(seeds) => {
                 let con = redis::cluster::ClusterClientBuilder::new(seeds.clone())
                     .connection_timeout(timeout)
@@ -113,28 +113,6 @@ fn tls_from_env(url: &str) -> RedisResult<Option<redis::TlsCertificates>> {
         client_tls,
         root_cert,
     }))
-}
-
-/// The seed URLs of a cluster URL, `None` for a single server's.
-pub(crate) fn cluster_seeds(url: &str) -> Option<Vec<String>> {
-    let (rest, scheme) = [
-        ("redis+cluster://", "redis://"),
-        ("rediss+cluster://", "rediss://"),
-    ]
-    .iter()
-    .find_map(|(cluster, single)| url.strip_prefix(cluster).map(|rest| (rest, *single)))?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let (userinfo, hosts) = match authority.rfind('@') {
-        Some(at) => (&authority[..=at], &authority[at + 1..]),
-        None => ("", authority),
-    };
-    Some(
-        hosts
-            .split(',')
-            .map(|host| format!("{scheme}{userinfo}{host}{tail}"))
-            .collect(),
-    )
 }
 
 impl ConnectionLike for Raw {

@@ -139,10 +139,7 @@ impl RedisQueueBackend {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         let timeout = at_least("timeout", timeout, Duration::from_millis(1));
         self.config_mut().timeout = timeout;
-        match self.link.with_timeout(timeout) {
-            Ok(link) => self.link = link,
-            Err(err) => log::warn!("timeout {timeout:?} not applied: {err}"),
-        }
+        self.link = self.link.with_timeout(timeout);
         self
     }
 

@@ -19,11 +19,11 @@ pub(crate) enum Link {
 
 impl Link {
     /// The same server or cluster with another timeout, and no idle connection yet.
-    pub(crate) fn with_timeout(&self, timeout: Duration) -> RedisResult<Link> {
-        Ok(match self {
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Link {
+        match self {
             Link::Server(pool) => Link::Server(Arc::new(pool.with_timeout(timeout))),
-            Link::Cluster(cluster) => Link::Cluster(Arc::new(cluster.with_timeout(timeout)?)),
-        })
+            Link::Cluster(cluster) => Link::Cluster(Arc::new(cluster.with_timeout(timeout))),
+        }
     }
 
     /// A pooled connection whose first command must be answered within the timeout from

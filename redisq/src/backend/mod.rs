@@ -38,6 +38,7 @@ use redis::IntoConnectionInfo;
 use crate::error::{Error, Result};
 use crate::schema::{NamespaceKeys, QueueKeys};
 pub(crate) use claim::{ClaimConnection, Mode, Payload, Settled, Take, CLAIM_MAX};
+pub use cluster::cluster_seeds;
 pub(crate) use config::Config;
 pub use config::Delivery;
 use link::{Blocking, Handle, Link};
@@ -104,7 +105,7 @@ impl RedisQueueBackend {
             Error::Config(format!("invalid redis url `{}`: {e}", redact_url(url)))
         };
         let config = Config::default();
-        let link = match cluster::seed_urls(url) {
+        let link = match cluster::cluster_seeds(url) {
             Some(seeds) => {
                 let seeds: Vec<String> = seeds.iter().map(|seed| env_credentials(seed)).collect();
                 Link::Cluster(Arc::new(
@@ -226,14 +227,7 @@ fn env_credentials(url: &str) -> String {
         return url.to_owned();
     }
     let encode = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     let userinfo = format!(
         "{}:{}@",

@@ -45,11 +45,8 @@ impl RedisQueueBackend {
     /// command) leave what they would have said unknown.
     ///
     /// On a cluster every master is asked, and the report is the weakest of theirs (see
-    /// `cluster::weakest`).
+    /// `cluster::weakest`; of one server, its own).
     pub(crate) fn server_report(&self) -> Result<ServerReport> {
-        if !self.is_cluster() {
-            return report_of(&mut self.connection()?);
-        }
         let mut reports = Vec::new();
         for server in self.link.servers()? {
             reports.push(report_of(&mut Handle::Server(server.get()?))?);
@@ -222,10 +219,16 @@ impl RedisSettings {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn settings(appendonly: bool, appendfsync: &str, save: &str, policy: &str) -> RedisSettings {
+    /// Settings with these values, no memory limit, a master without replicas.
+    pub(crate) fn settings(
+        appendonly: bool,
+        appendfsync: &str,
+        save: &str,
+        policy: &str,
+    ) -> RedisSettings {
         RedisSettings {
             maxmemory: Some(0),
             maxmemory_policy: Some(policy.to_owned()),

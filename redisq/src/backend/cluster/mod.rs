@@ -40,10 +40,22 @@ const SCHEMES: [(&str, &str); 2] = [
     ("rediss+cluster://", "rediss://"),
 ];
 
-/// The seed nodes of a cluster URL (`redis+cluster://[user:pass@]host:port[,host:port…]`),
-/// each as a single-server URL with the same credentials and options; `None` when `url`
-/// is not a cluster URL.
-pub(crate) fn seed_urls(url: &str) -> Option<Vec<String>> {
+/// The seed nodes of a cluster URL (`redis+cluster://[user:pass@]host:port[,host:port…]`,
+/// `rediss+cluster://` over TLS), each as a single-server URL with the same credentials
+/// and options; `None` when `url` is not a cluster URL.
+///
+/// ```
+/// assert_eq!(
+///     redisq::cluster_seeds("redis+cluster://app:pw@10.0.0.1:7000,10.0.0.2:7000"),
+///     Some(vec![
+///         "redis://app:pw@10.0.0.1:7000".to_owned(),
+///         "redis://app:pw@10.0.0.2:7000".to_owned(),
+///     ])
+/// );
+/// assert_eq!(redisq::cluster_seeds("redis://10.0.0.1:6379"), None);
+/// ```
+#[must_use]
+pub fn cluster_seeds(url: &str) -> Option<Vec<String>> {
     let (rest, scheme) = SCHEMES
         .iter()
         .find_map(|(cluster, single)| url.strip_prefix(cluster).map(|rest| (rest, *single)))?;
@@ -104,7 +116,17 @@ impl Cluster {
                 "a Redis Cluster has only database 0",
             )));
         }
-        Ok(Cluster {
+        Ok(Cluster::of(seeds, tls, timeout, max_idle))
+    }
+
+    /// The cluster of `seeds`, no node known yet.
+    fn of(
+        seeds: Vec<ConnectionInfo>,
+        tls: Option<Tls>,
+        timeout: Duration,
+        max_idle: usize,
+    ) -> Cluster {
+        Cluster {
             seeds,
             tls,
             timeout,
@@ -113,21 +135,12 @@ impl Cluster {
                 slots: vec![None; usize::from(SLOTS)],
             }),
             nodes: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
-    /// The same cluster with another timeout, its maps read again.
-    pub(crate) fn with_timeout(&self, timeout: Duration) -> RedisResult<Cluster> {
-        Ok(Cluster {
-            seeds: self.seeds.clone(),
-            tls: self.tls.clone(),
-            timeout,
-            max_idle: self.max_idle,
-            map: RwLock::new(SlotMap {
-                slots: vec![None; usize::from(SLOTS)],
-            }),
-            nodes: Mutex::new(HashMap::new()),
-        })
+    /// The same cluster with another timeout, its map read again.
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Cluster {
+        Cluster::of(self.seeds.clone(), self.tls.clone(), timeout, self.max_idle)
     }
 
     /// The pool of the node at `host:port`, made on first use with the seeds' settings.
@@ -346,27 +359,27 @@ mod tests {
     #[test]
     fn cluster_urls_name_their_seeds() {
         assert_eq!(
-            seed_urls("redis+cluster://u:p@127.0.0.1:7000,127.0.0.1:7001/?protocol=resp3"),
+            cluster_seeds("redis+cluster://u:p@127.0.0.1:7000,127.0.0.1:7001/?protocol=resp3"),
             Some(vec![
                 "redis://u:p@127.0.0.1:7000/?protocol=resp3".to_owned(),
                 "redis://u:p@127.0.0.1:7001/?protocol=resp3".to_owned(),
             ])
         );
         assert_eq!(
-            seed_urls("rediss+cluster://h:1"),
+            cluster_seeds("rediss+cluster://h:1"),
             Some(vec!["rediss://h:1".to_owned()])
         );
-        assert_eq!(seed_urls("redis://h:1"), None);
+        assert_eq!(cluster_seeds("redis://h:1"), None);
     }
 
     #[test]
     fn a_cluster_url_names_nodes_and_no_database() {
         let timeout = Duration::from_secs(1);
         assert!(Cluster::new(&[], None, timeout, 1).is_err());
-        let db = seed_urls("redis+cluster://h:1/2").unwrap();
+        let db = cluster_seeds("redis+cluster://h:1/2").unwrap();
         let err = Cluster::new(&db, None, timeout, 1).unwrap_err();
         assert!(err.to_string().contains("only database 0"), "{err}");
-        let fine = seed_urls("redis+cluster://h:1,h:2").unwrap();
+        let fine = cluster_seeds("redis+cluster://h:1,h:2").unwrap();
         assert!(Cluster::new(&fine, None, timeout, 1).is_ok());
     }
 }

@@ -1,4 +1,5 @@
-//! The report of a cluster, from its masters' reports.
+//! The report of the servers that hold the keyspace (one, or a cluster's masters), from
+//! each one's.
 
 use super::super::server::ServerReport;
 use crate::error::Result;
@@ -61,19 +62,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::backend::server::tests::settings;
     use crate::status::RedisSettings;
-
-    fn settings(appendonly: bool, appendfsync: &str, save: &str, policy: &str) -> RedisSettings {
-        RedisSettings {
-            maxmemory: Some(0),
-            maxmemory_policy: Some(policy.to_owned()),
-            appendonly: Some(appendonly),
-            appendfsync: Some(appendfsync.to_owned()),
-            save: Some(save.to_owned()),
-            role: Some("master".to_owned()),
-            connected_replicas: Some(0),
-        }
-    }
 
     #[test]
     fn a_cluster_reports_its_weakest_master() {
